@@ -1,0 +1,1 @@
+"""The SageMaker training runtime behind `train` (training-contract.md, T1-T14)."""

@@ -1,0 +1,63 @@
+"""Putting the user's code in place and installing its requirements (T9)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tarfile
+from pathlib import Path
+
+from container.training.config import ConfigError
+from container.training.process import run_command
+
+log = logging.getLogger("smlocal.train")
+
+
+def _strip_file_scheme(location: str) -> str:
+    return location[len("file://") :] if location.startswith("file://") else location
+
+
+def prepare_code(submit_directory: str | None, code_dir: Path) -> None:
+    """Copy or unpack `sagemaker_submit_directory` into `code_dir`, unless it already holds code.
+
+    In SageMaker local mode with local code, the source dir is mounted at /opt/ml/code and the
+    submit directory names that very place, so there is nothing to do.
+    """
+    if code_dir.is_dir() and any(code_dir.iterdir()):
+        log.info("code already in %s", code_dir)
+        return
+    if not submit_directory:
+        raise ConfigError(
+            f"{code_dir} is empty and hyperparameter sagemaker_submit_directory is not set"
+        )
+    if submit_directory.startswith("s3://"):
+        raise ConfigError(
+            f"sagemaker_submit_directory {submit_directory} is on S3; a local run needs a local "
+            "directory or tarball (use local_code or a file:// location)"
+        )
+    source = Path(_strip_file_scheme(submit_directory))
+    code_dir.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, code_dir, dirs_exist_ok=True)
+    elif source.is_file() and tarfile.is_tarfile(source):
+        with tarfile.open(source) as archive:
+            archive.extractall(code_dir, filter="data")
+    else:
+        raise ConfigError(
+            f"sagemaker_submit_directory {submit_directory} is neither a directory nor a tarball"
+        )
+    log.info("code from %s put in %s", submit_directory, code_dir)
+
+
+def install_requirements(python: str, code_dir: Path) -> None:
+    """pip-install `requirements.txt` if the code has one; a failed install fails the job."""
+    requirements = code_dir / "requirements.txt"
+    if not requirements.is_file():
+        return
+    log.info("installing %s", requirements)
+    run_command(
+        [python, "-m", "pip", "install", "--disable-pip-version-check", "-r", "requirements.txt"],
+        cwd=code_dir,
+        env=None,
+        error_name="InstallRequirementsError",
+    )

@@ -1,0 +1,153 @@
+"""`smlocal`: the command line. Each subcommand's work lives in its own module; this one only
+parses arguments and turns known failures into an exit code and a one-line cause."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# Tests and the fastest loop run offline; set before anything imports transformers (E8).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure the user can act on: printed as one line, exit code `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _cmd_data_cola(args: argparse.Namespace) -> int:
+    from harness.data.cola import OFFICIAL_URL, DataError, prepare_cola
+
+    source = args.source or OFFICIAL_URL
+    try:
+        prepared = prepare_cola(source, Path(args.out), seed=args.seed)
+    except DataError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    for split, count in prepared.counts.items():
+        print(f"{prepared.path(split)}\t{count} rows")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from harness.train import TrainError, run_process_training
+
+    try:
+        result = run_process_training(
+            data_dir=Path(args.data),
+            code_dir=Path(args.code),
+            entry_point=args.entry_point,
+            hyperparameters=dict(args.hyperparameter),
+            work_dir=Path(args.work_dir) if args.work_dir else None,
+            model_out=Path(args.model_out) if args.model_out else None,
+        )
+    except TrainError as exc:
+        raise CommandError(str(exc), exc.exit_code) from exc
+    print(f"model:   {result.model_dir}")
+    print(f"metrics: {result.metrics_file}")
+    print(f"job:     {result.job_dir}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from harness.serving import serve_on_host
+
+    return serve_on_host(
+        model_dir=Path(args.model_dir),
+        code_dir=Path(args.code) if args.code else None,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+    )
+
+
+def _cmd_invoke(args: argparse.Namespace) -> int:
+    from harness.serving import invoke
+
+    return invoke(
+        text=args.text,
+        url=args.url,
+        content_type=args.content_type,
+        accept=args.accept,
+    )
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smlocal",
+        description="Train, serve, invoke and contract-test SageMaker PyTorch handlers locally.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="prepare datasets").add_subparsers(
+        dest="dataset", required=True, metavar="DATASET"
+    )
+    cola = data.add_parser("cola", help="CoLA as train/test/dev/ood CSV files")
+    cola.add_argument("--source", help="path or URL of cola_public_1.1.zip "
+                      "(default: the official CoLA address)")
+    cola.add_argument("--out", default=".smlocal/data/cola", help="output directory")
+    cola.add_argument("--seed", type=int, default=42, help="seed of the 75/25 train/test split")
+    cola.set_defaults(handler=_cmd_data_cola)
+
+    train = commands.add_parser(
+        "train", help="run a training job in a local /opt/ml tree, without Docker"
+    )
+    train.add_argument("--data", default=".smlocal/data/cola",
+                       help="directory with train.csv and test.csv (dev.csv, ood.csv optional)")
+    train.add_argument("--code", default="handlers", help="source directory (the job's code)")
+    train.add_argument("--entry-point", default="train.py")
+    train.add_argument("-H", "--hyperparameter", action="append", type=_key_value, default=[],
+                       metavar="KEY=VALUE", help="a hyperparameter for the script (repeatable)")
+    train.add_argument("--work-dir", help="where the /opt/ml tree goes (default: a new one "
+                       "under .smlocal/jobs)")
+    train.add_argument("--model-out", help="copy the trained model here as well")
+    train.set_defaults(handler=_cmd_train)
+
+    serve = commands.add_parser("serve", help="serve a model on this host, without Docker")
+    serve.add_argument("--model-dir", required=True, help="the unpacked model (/opt/ml/model)")
+    serve.add_argument("--code", help="handler directory (default: MODEL_DIR/code)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--reload", action="store_true",
+                       help="reload the handler module when a file in --code changes")
+    serve.set_defaults(handler=_cmd_serve)
+
+    invoke = commands.add_parser("invoke", help="send a sentence to a running endpoint")
+    invoke.add_argument("text", help="the sentence (a JSON string is sent)")
+    invoke.add_argument("--url", default="http://127.0.0.1:8080")
+    invoke.add_argument("--content-type", default="application/json")
+    invoke.add_argument("--accept", default="application/json")
+    invoke.set_defaults(handler=_cmd_invoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CommandError as exc:
+        print(f"smlocal {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"smlocal {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

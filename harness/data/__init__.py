@@ -1,0 +1,1 @@
+"""Datasets the harness prepares for training channels."""

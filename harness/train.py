@@ -1,0 +1,121 @@
+"""`smlocal train`: one training job in a local `/opt/ml` tree, exactly as SageMaker local mode
+lays it out, run by the same runtime as the image's `train` -- no Docker, no SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from container.training.paths import TrainingPaths
+
+# CSV files of a prepared data directory and the channel each one feeds.
+CHANNEL_FILES = {
+    "training": "train.csv",
+    "testing": "test.csv",
+    "validation": "dev.csv",
+    "ood": "ood.csv",
+}
+REQUIRED_CHANNELS = ("training", "testing")
+
+
+class TrainError(Exception):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    job_dir: Path
+    model_dir: Path
+    metrics_file: Path
+
+
+def sdk_encode(value: str) -> str:
+    """A CLI value as the SDK would send it: JSON-encoded, after reading numbers, booleans and
+    JSON literals as such (`3` -> `3`, `gloo` -> `"gloo"`)."""
+    try:
+        decoded: Any = json.loads(value)
+    except json.JSONDecodeError:
+        decoded = value
+    return json.dumps(decoded)
+
+
+def lay_out_job(
+    paths: TrainingPaths,
+    data_dir: Path,
+    code_dir: Path,
+    entry_point: str,
+    hyperparameters: dict[str, str],
+    job_name: str,
+) -> list[str]:
+    """Write the config files and channels of a single-host job (T2-T4); return the channels."""
+    missing = [CHANNEL_FILES[c] for c in REQUIRED_CHANNELS if not (data_dir / CHANNEL_FILES[c]).is_file()]
+    if missing:
+        raise TrainError(
+            f"{data_dir} lacks {', '.join(missing)} (run `smlocal data cola` first)", 2
+        )
+    if not (code_dir / entry_point).is_file():
+        raise TrainError(f"entry point {code_dir / entry_point} not found", 2)
+    channels = [c for c, name in CHANNEL_FILES.items() if (data_dir / name).is_file()]
+    for channel in channels:
+        target = paths.channel_dir(channel)
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(data_dir / CHANNEL_FILES[channel], target / CHANNEL_FILES[channel])
+    config = paths.input_config_dir
+    config.mkdir(parents=True, exist_ok=True)
+    encoded = {key: sdk_encode(value) for key, value in hyperparameters.items()}
+    encoded.update({
+        "sagemaker_program": json.dumps(entry_point),
+        "sagemaker_submit_directory": json.dumps(str(code_dir.resolve())),
+        "sagemaker_container_log_level": "20",
+        "sagemaker_job_name": json.dumps(job_name),
+        "sagemaker_region": json.dumps("us-east-1"),
+    })
+    (config / "hyperparameters.json").write_text(json.dumps(encoded, indent=2))
+    (config / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
+    ))
+    (config / "inputdataconfig.json").write_text(json.dumps({
+        channel: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
+                  "RecordWrapperType": "None"}
+        for channel in channels
+    }))
+    return channels
+
+
+def run_process_training(
+    data_dir: Path,
+    code_dir: Path,
+    entry_point: str,
+    hyperparameters: dict[str, str],
+    work_dir: Path | None = None,
+    model_out: Path | None = None,
+) -> TrainResult:
+    job_name = f"smlocal-train-{time.strftime('%Y%m%d-%H%M%S')}"
+    job_dir = work_dir or Path(".smlocal/jobs") / job_name
+    if job_dir.exists() and any(job_dir.iterdir()):
+        raise TrainError(f"{job_dir} is not empty; choose a new --work-dir", 2)
+    paths = TrainingPaths(job_dir.resolve())
+    lay_out_job(paths, data_dir, code_dir, entry_point, hyperparameters, job_name)
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(paths.base))
+    exit_code = subprocess.call([sys.executable, "-m", "container", "train"], env=env)
+    if exit_code != 0:
+        reason = "unknown (no failure file)"
+        if paths.failure_file.is_file():
+            reason = " ".join(paths.failure_file.read_text().split())[:300]
+        raise TrainError(f"training failed: {reason} (see {paths.failure_file})", exit_code)
+    if model_out is not None:
+        shutil.copytree(paths.model_dir, model_out, dirs_exist_ok=True)
+    return TrainResult(
+        job_dir=paths.base,
+        model_dir=model_out or paths.model_dir,
+        metrics_file=paths.output_data_dir / "metrics.json",
+    )

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Make a fresh machine ready for smlocal: the project's virtual environment and, unless
+# SMLOCAL_NO_DOCKER=1, a running Docker engine (environment.md E1). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+# torch==2.13.0 resolves to the CPU wheel on these machines (E7); the pin keeps resolvers away
+# from the multi-GB CUDA build.
+if ! .venv/bin/python -c "import container, harness, torch, sagemaker, pytest" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "bootstrap: installing smlocal[dev] into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  touch .venv/.installed
+fi
+
+if [ "${SMLOCAL_NO_DOCKER:-0}" = "1" ]; then
+  exit 0
+fi
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1 \
+   || ! command -v docker-compose >/dev/null 2>&1; then
+  echo "bootstrap: installing the Docker engine, docker-compose and debootstrap (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  echo "bootstrap: starting dockerd (log: /tmp/smlocal-dockerd.log)"
+  nohup dockerd >/tmp/smlocal-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "bootstrap: dockerd did not start; see /tmp/smlocal-dockerd.log" >&2; exit 1; }
+fi
