@@ -1,0 +1,150 @@
+"""The HTTP surface: /ping (S2), /invocations (S3, S4, S8-S13), /execution-parameters (S6) and
+TorchServe-style JSON errors for everything else (S7). OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from container.serving.context import CUSTOM_ATTRIBUTES, custom_attributes_problem
+from container.serving.errors import ErrorResponse, json_error
+from container.serving.invocation import Invocation, Outcome
+from container.serving.runtime import ModelState, ServingRuntime
+from container.serving.settings import ServingSettings
+
+NOT_FOUND_MESSAGE = "Requested resource is not found, please refer to API document."
+METHOD_NOT_ALLOWED_MESSAGE = "Requested method is not allowed, please refer to API document."
+
+_INVOCATIONS_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The request body, up to 6 MiB, handed to input_fn (or transform_fn).",
+        "content": {
+            media_type: {"schema": {}}
+            for media_type in ("application/json", "text/csv", "application/x-npy",
+                               "application/x-npz", "application/octet-stream")
+        },
+    },
+}
+
+
+def _to_response(outcome: Outcome) -> Response:
+    if isinstance(outcome, ErrorResponse):
+        headers = {"content-type": outcome.media_type, **outcome.headers}
+        return Response(outcome.body, status_code=outcome.status_code, headers=headers)
+    # The Content-Type goes in verbatim (S12): media_type= would append a charset to text/*.
+    headers = {"content-type": outcome.content_type, **outcome.headers}
+    return Response(outcome.body, status_code=200, headers=headers)
+
+
+def _too_large(size_text: str, limit: int) -> Response:
+    return _to_response(
+        json_error(
+            413,
+            "RequestEntityTooLargeException",
+            f"the request body is {size_text} bytes; SageMaker accepts at most {limit} bytes "
+            "(6 MiB) per invocation",
+        )
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes | Response:
+    """S4: the body, or a 413 decided from Content-Length or from the bytes counted so far,
+    never holding more than `limit` bytes in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_size = int(declared)
+        except ValueError:
+            return _to_response(
+                json_error(400, "BadRequestException", f"invalid Content-Length {declared!r}")
+            )
+        if declared_size > limit:
+            return _too_large(str(declared_size), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _too_large(f"more than {limit}", limit)
+    return bytes(body)
+
+
+def create_app(settings: ServingSettings, runtime: ServingRuntime | None = None) -> FastAPI:
+    serving = runtime or ServingRuntime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await serving.start()
+        try:
+            yield
+        finally:
+            await serving.stop()
+
+    app = FastAPI(
+        title="smlocal serving",
+        summary="The SageMaker PyTorch serving contract, locally.",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.runtime = serving
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            error = json_error(404, "ResourceNotFoundException", NOT_FOUND_MESSAGE)
+        elif exc.status_code == 405:
+            error = json_error(405, "MethodNotAllowedException", METHOD_NOT_ALLOWED_MESSAGE,
+                               headers=dict(exc.headers or {}))
+        else:
+            error = json_error(exc.status_code, "HttpException", str(exc.detail))
+        return _to_response(error)
+
+    @app.get(
+        "/ping",
+        summary="Health check (S2)",
+        responses={500: {"description": "Unhealthy: loading, or the load failed (see the log)"}},
+    )
+    async def ping() -> JSONResponse:
+        # Reads a flag only: must answer within SageMaker's 2 s even while requests run.
+        if serving.state is ModelState.READY:
+            return JSONResponse({"status": "Healthy"})
+        return JSONResponse({"status": "Unhealthy"}, status_code=500)
+
+    @app.post(
+        "/invocations",
+        summary="Run the handlers on one request (S8-S13)",
+        openapi_extra=_INVOCATIONS_OPENAPI,
+        response_class=Response,
+    )
+    async def invocations(request: Request) -> Response:
+        body = await _read_body(request, settings.max_request_bytes)
+        if isinstance(body, Response):
+            return body
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request.scope["headers"]
+        ]
+        invocation = Invocation.from_headers(
+            serving.next_request_id(), body, headers, settings.default_accept
+        )
+        if settings.strict:
+            attributes = request.headers.get(CUSTOM_ATTRIBUTES)
+            problem = None if attributes is None else custom_attributes_problem(attributes)
+            if problem is not None:
+                return _to_response(json_error(400, "BadRequestException", problem))
+        return _to_response(await serving.invoke(invocation))
+
+    @app.get("/execution-parameters", summary="Batch transform parameters (S6)")
+    async def execution_parameters() -> dict[str, Any]:
+        return {
+            "MaxConcurrentTransforms": settings.max_concurrent_transforms,
+            "BatchStrategy": settings.batch_strategy,
+            "MaxPayloadInMB": settings.max_payload_mb,
+        }
+
+    return app
