@@ -1,1 +1,1 @@
-"""The emulated SageMaker PyTorch image: a training runtime (`train`) and a serving runtime (`serve`)."""
+"""The emulated SageMaker PyTorch image: the `train` and `serve` runtimes."""

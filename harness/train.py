@@ -57,7 +57,9 @@ def lay_out_job(
     job_name: str,
 ) -> list[str]:
     """Write the config files and channels of a single-host job (T2-T4); return the channels."""
-    missing = [CHANNEL_FILES[c] for c in REQUIRED_CHANNELS if not (data_dir / CHANNEL_FILES[c]).is_file()]
+    missing = [
+        CHANNEL_FILES[c] for c in REQUIRED_CHANNELS if not (data_dir / CHANNEL_FILES[c]).is_file()
+    ]
     if missing:
         raise TrainError(
             f"{data_dir} lacks {', '.join(missing)} (run `smlocal data cola` first)", 2

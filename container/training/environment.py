@@ -32,7 +32,9 @@ def count_gpus() -> int:
     result = subprocess.run(
         [nvidia_smi, "--list-gpus"], capture_output=True, text=True, check=False
     )
-    return sum(1 for line in result.stdout.splitlines() if line.strip()) if result.returncode == 0 else 0
+    if result.returncode != 0:
+        return 0
+    return sum(1 for line in result.stdout.splitlines() if line.strip())
 
 
 def module_name(entry_point: str) -> str:

@@ -23,7 +23,9 @@ class ProcessError(Exception):
     FailureReason reads the same locally and in the cloud.
     """
 
-    def __init__(self, name: str, exit_code: int, error_message: str, command: Sequence[str]):
+    def __init__(
+        self, name: str, exit_code: int, error_message: str, command: Sequence[str]
+    ) -> None:
         self.name = name
         self.exit_code = exit_code
         self.error_message = error_message

@@ -112,10 +112,10 @@ def _write_all(out_dir: Path, files: dict[str, str]) -> None:
     staged: list[tuple[str, Path]] = []
     try:
         for name, text in files.items():
-            handle, temp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+            handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
             with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
                 stream.write(text)
-            staged.append((name, Path(temp)))
+            staged.append((name, Path(temp_name)))
         for name, temp in staged:
             os.replace(temp, out_dir / name)
     finally:

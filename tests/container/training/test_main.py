@@ -20,7 +20,7 @@ import json, os, sys
 from pathlib import Path
 record = {"argv": sys.argv[1:], "cwd": os.getcwd(),
           "env": {k: v for k, v in os.environ.items()
-                  if k.startswith(("SM_", "MASTER_", "TRAINING_JOB", "SAGEMAKER_JOB", "CURRENT_HOST"))}}
+                  if k.startswith(("SM_", "MASTER_", "TRAINING_JOB", "CURRENT_HOST"))}}
 Path(os.environ["SM_MODEL_DIR"], "record.json").write_text(json.dumps(record))
 """
 
