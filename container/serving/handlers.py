@@ -12,6 +12,7 @@ import importlib.machinery
 import inspect
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, ModuleType
@@ -127,6 +128,12 @@ def forget_code_dir(code_dir: Path, module_name: str) -> None:
     for name, module in list(sys.modules.items()):
         if name == module_name or _is_under(getattr(module, "__file__", None), directory):
             del sys.modules[name]
+            # A .pyc records its source's mtime in whole seconds: a same-size edit within the
+            # second would otherwise import the old code again. The code dir may be read-only.
+            cached = getattr(module, "__cached__", None)
+            if isinstance(cached, str) and _is_under(cached, directory):
+                with suppress(OSError):
+                    Path(cached).unlink()
     entry = str(code_dir)
     while entry in sys.path:
         sys.path.remove(entry)

@@ -1,0 +1,129 @@
+"""Serving handlers for the CoLA BERT classifier: the same file runs on a SageMaker PyTorch
+endpoint and under smlocal.
+
+The model directory holds what train.py saved with save_pretrained: the model and its tokenizer.
+The request is one sentence (a JSON string) or a list of sentences; the response, from the
+default output_fn, is a JSON list of logit pairs, so `np.argmax(result, axis=1)` is the classes.
+
+Nothing here imports smlocal. A bad request raises RequestError, which carries its HTTP status:
+smlocal reads the `status_code` attribute; the AWS images honour only their toolkit's
+BaseInferenceToolkitError, so RequestError derives from it where that toolkit is installed, and
+the caller sees the same 400/415 in both places.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import threading
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+logger = logging.getLogger(__name__)
+
+MAX_LENGTH = 64
+JSON_CONTENT_TYPE = "application/json"
+
+
+def _status_error_base() -> type[Exception]:
+    """The SageMaker inference toolkit's error class on the AWS images, else Exception."""
+    try:
+        errors = importlib.import_module("sagemaker_inference.errors")
+    except ImportError:
+        return Exception
+    base = getattr(errors, "BaseInferenceToolkitError", None)
+    return base if isinstance(base, type) and issubclass(base, Exception) else Exception
+
+
+# A base chosen at import time is opaque to the type checker.
+class RequestError(_status_error_base()):  # type: ignore[misc]
+    """A request this handler cannot serve; `status_code` becomes the response status."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        # The toolkit reads these three attributes; its own __init__ would set the same ones.
+        Exception.__init__(self, message)
+        self.status_code = status_code
+        self.message = message
+        self.phrase = message
+
+
+# input_fn gets no model argument, so model_fn leaves the tokenizer here. A worker may share
+# the module with other threads (smlocal runs workers as threads), and a fast tokenizer must
+# not be called from two threads at once, hence the lock.
+_tokenizer: Any = None
+_tokenizer_lock = threading.Lock()
+
+
+def model_fn(model_dir: str) -> torch.nn.Module:
+    global _tokenizer
+    # A local directory: from_pretrained never reaches a hub for it, offline or not.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model: torch.nn.Module = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    model.to(device)
+    model.eval()
+    _tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    logger.info("loaded %s from %s on %s", type(model).__name__, model_dir, device)
+    return model
+
+
+def _media_type(content_type: str | None) -> str:
+    # Clients often send "application/json; charset=utf-8"; the parameters do not matter here.
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _sentences(body: str | bytes) -> list[str]:
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError(400, f"the body is not UTF-8 text: {exc}") from exc
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"the body is not valid JSON: {exc}") from exc
+    sentences = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(sentences, list)
+        or not sentences
+        or not all(isinstance(sentence, str) for sentence in sentences)
+    ):
+        raise RequestError(
+            400, "send a JSON string (one sentence) or a non-empty JSON list of strings"
+        )
+    return sentences
+
+
+def input_fn(request_body: str | bytes, request_content_type: str | None) -> Any:
+    """One sentence or a list of them, tokenized: truncated at 64 tokens, padded to the
+    longest sentence of the request."""
+    if _media_type(request_content_type) != JSON_CONTENT_TYPE:
+        raise RequestError(
+            415,
+            f"unsupported content type {request_content_type!r}; send {JSON_CONTENT_TYPE}",
+        )
+    sentences = _sentences(request_body)
+    if _tokenizer is None:
+        raise RuntimeError("model_fn has not run: no tokenizer")
+    with _tokenizer_lock:
+        return _tokenizer(
+            sentences,
+            truncation=True,
+            max_length=MAX_LENGTH,
+            padding="longest",
+            return_tensors="pt",
+        )
+
+
+def predict_fn(input_data: Any, model: torch.nn.Module) -> torch.Tensor:
+    """The logits, one row per sentence."""
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        # Whatever the tokenizer produced (input_ids, attention_mask, token_type_ids if the
+        # model family uses them).
+        output = model(**{name: tensor.to(device) for name, tensor in input_data.items()})
+    logits: torch.Tensor = output.logits
+    return logits
