@@ -18,7 +18,7 @@ from container.serving.handlers import (
     resolve_handlers,
 )
 from container.serving.invocation import Invocation, Outcome
-from container.serving.requirements import install_requirements
+from container.serving.requirements import RequirementsError, install_requirements
 from container.serving.settings import ServingSettings
 from container.serving.worker import ModelWorker
 
@@ -106,9 +106,15 @@ class ServingRuntime:
         self.state = ModelState.FAILED
         self.failure = f"{type(exc).__name__}: {exc}"
         # S2/S15: the reason goes to the log once; /ping stays 500 and nothing restarts.
+        # pip's own output says everything; a traceback through our threads would not help.
+        detail = (
+            str(exc)
+            if isinstance(exc, RequirementsError)
+            else "".join(traceback.format_exception(exc))
+        )
         log.error(
             "the model failed to load; /ping answers 500 until the server is restarted:\n%s",
-            "".join(traceback.format_exception(exc)),
+            detail,
         )
 
     def _begin_serving(self, workers: list[ModelWorker]) -> None:

@@ -1,0 +1,210 @@
+"""The developer loop on the host (harness/serving.py): `smlocal serve [--reload]`, swapping the
+user module in a running server, and `smlocal invoke` (which reports errors as SageMaker
+callers see them, S25)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.serving import invoke, model_error_line, serve_on_host, watch_code_dir
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.load` is deprecated:DeprecationWarning"
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+
+VERSIONED = """
+import pathlib
+
+def model_fn(model_dir):
+    with open(pathlib.Path(model_dir, "loads.txt"), "a") as log:
+        log.write("{model_tag}\\n")
+    return "{model_tag}"
+
+def transform_fn(model, data, content_type, accept):
+    return "{handler_tag} " + model
+"""
+
+
+def versioned(handler_tag: str, model_tag: str = "model-1") -> str:
+    return VERSIONED.format(handler_tag=handler_tag, model_tag=model_tag)
+
+
+async def answer(served) -> str:
+    response = await served.client.post("/invocations", content="x")
+    return f"{response.status_code} {response.text}"
+
+
+@pytest.mark.anyio
+async def test_reload_on_save_swaps_the_handlers_without_running_model_fn_again(
+    model_dir, write_handler, settings_for, serve
+):
+    path = write_handler(versioned("v1"))
+    async with serve(settings_for()) as served:
+        assert await answer(served) == "200 v1 model-1"
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(
+            watch_code_dir(path.parent, served.runtime.reload, stop, debounce_ms=50)
+        )
+        await asyncio.sleep(0.3)  # let the watcher start before the save
+        path.write_text(versioned("v2"))
+        deadline = time.monotonic() + 15
+        while await answer(served) != "200 v2 model-1":
+            assert time.monotonic() < deadline, "the saved handler never took effect"
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(watcher, 5)
+    assert (model_dir / "loads.txt").read_text().split() == ["model-1"]
+
+
+@pytest.mark.anyio
+async def test_reload_runs_model_fn_again_when_it_changed(
+    model_dir, write_handler, settings_for, serve
+):
+    path = write_handler(versioned("v1"))
+    async with serve(settings_for()) as served:
+        path.write_text(versioned("v1", model_tag="model-2"))
+        assert await served.runtime.reload()
+        assert await answer(served) == "200 v1 model-2"
+    assert (model_dir / "loads.txt").read_text().split() == ["model-1", "model-2"]
+
+
+@pytest.mark.anyio
+async def test_reload_of_a_broken_module_keeps_the_running_handlers(
+    write_handler, settings_for, serve
+):
+    path = write_handler(versioned("v1"))
+    async with serve(settings_for()) as served:
+        path.write_text("def transform_fn(:\n")
+        assert not await served.runtime.reload()
+        assert await answer(served) == "200 v1 model-1"
+        assert await served.ping_status() == 200
+
+
+@pytest.mark.anyio
+async def test_reload_recovers_a_model_that_failed_to_load(write_handler, settings_for, serve):
+    path = write_handler("def model_fn(model_dir):\n    raise RuntimeError('typo')\n")
+    async with serve(settings_for()) as served:
+        assert await served.ping_status() == 500
+        path.write_text(versioned("fixed"))
+        assert await served.runtime.reload()
+        assert await served.ping_status() == 200
+        assert await answer(served) == "200 fixed model-1"
+
+
+def test_s25_container_errors_read_as_model_error_424_with_the_original_status():
+    dlc_body = "unsupported content type 'text/plain'\nTraceback (most recent call last):\n..."
+    assert model_error_line(415, dlc_body) == (
+        "ModelError (HTTP 424): Received client error (415) from the model with message "
+        "\"unsupported content type 'text/plain'\". OriginalStatusCode=415"
+    )
+    json_body = '{"code": 500, "type": "InternalServerException", "message": "Worker died."}'
+    assert "Received server error (500)" in model_error_line(500, json_body)
+    assert '"Worker died."' in model_error_line(500, json_body)
+
+
+def test_serve_on_host_refuses_a_missing_model_dir(tmp_path, capsys):
+    assert serve_on_host(tmp_path / "absent", None, "127.0.0.1", 0, reload=False) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_invoke_reports_an_unreachable_server_in_one_line(free_port, capsys):
+    status = invoke("hello", f"http://127.0.0.1:{free_port}", "application/json",
+                    "application/json")
+    error = capsys.readouterr().err
+    assert status == 1
+    assert error.startswith("smlocal invoke: error: cannot reach")
+    assert error.count("\n") == 1
+
+
+LOGITS = """
+import json
+
+class UnsupportedMediaType(Exception):
+    status_code = 415
+
+def model_fn(model_dir):
+    return None
+
+def transform_fn(model, data, content_type, accept):
+    if content_type != "application/json":
+        raise UnsupportedMediaType("send application/json, not " + str(content_type))
+    sentences = json.loads(data)
+    return json.dumps([LOGITS for _ in ([sentences] if isinstance(sentences, str) else sentences)])
+"""
+
+
+@pytest.fixture(scope="module")
+def host_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`smlocal serve --reload` as a user runs it, on a free loopback port."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    model_dir = tmp_path_factory.mktemp("host") / "model"
+    code_dir = model_dir / "code"
+    code_dir.mkdir(parents=True)
+    (code_dir / "inference.py").write_text(LOGITS.replace("LOGITS", "[0.25, 0.75]"))
+    log = model_dir.parent / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "serve", "--model-dir", str(model_dir),
+             "--port", str(port), "--reload"],
+            cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield url, code_dir
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=30)
+    assert exit_code == 0, log.read_text()
+
+
+def test_invoke_prints_the_logits_and_the_predicted_class(host_server, capsys):
+    url, _ = host_server
+    assert invoke("Somebody just left - guess who.", url, "application/json",
+                  "application/json") == 0
+    assert capsys.readouterr().out == "logits: [0.25, 0.75]  class: 1\n"
+
+
+def test_invoke_reports_a_handler_error_as_a_sagemaker_caller_sees_it(host_server, capsys):
+    url, _ = host_server
+    assert invoke("hello", url, "text/plain", "application/json") == 1
+    error = capsys.readouterr().err
+    assert error.startswith("smlocal invoke: error: ModelError (HTTP 424): Received client "
+                            "error (415) from the model with message \"send application/json")
+    assert error.count("\n") == 1
+
+
+def test_serve_reload_picks_up_a_saved_handler(host_server, capsys):
+    url, code_dir = host_server
+    (code_dir / "inference.py").write_text(LOGITS.replace("LOGITS", "[0.9, 0.1]"))
+    deadline = time.monotonic() + 20
+    while True:
+        invoke("A sentence.", url, "application/json", "application/json")
+        if capsys.readouterr().out == "logits: [0.9, 0.1]  class: 0\n":
+            break
+        assert time.monotonic() < deadline, "the saved handler never took effect"
+        time.sleep(0.2)
