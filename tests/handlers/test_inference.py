@@ -1,0 +1,166 @@
+"""handlers/inference.py on a real BERT classifier built from the embedded MiniLM: the functions
+on their own, and behind the serving app exactly as an endpoint runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLERS = ROOT / "handlers"
+LONG_SENTENCE = " ".join(["word"] * 200)
+
+
+@pytest.fixture(scope="session")
+def bert_model_dir(embedded_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What train.py leaves in model_dir: a 2-label BERT classifier and its tokenizer."""
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(embedded_model_dir, num_labels=2)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir)
+    out = tmp_path_factory.mktemp("bert-cola")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def inference() -> ModuleType:
+    # Loaded under its own name: the serving tests import other modules called `inference`.
+    spec = importlib.util.spec_from_file_location("cola_inference", HANDLERS / "inference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def model(inference: ModuleType, bert_model_dir: Path) -> torch.nn.Module:
+    loaded: torch.nn.Module = inference.model_fn(str(bert_model_dir))
+    return loaded
+
+
+def test_handlers_do_not_import_smlocal():
+    # It must run unchanged on the AWS images, where smlocal does not exist.
+    source = (HANDLERS / "inference.py").read_text()
+    imported = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert not [line for line in imported if "container" in line or "harness" in line]
+
+
+def test_model_fn_loads_the_classifier_and_tokenizer_from_model_dir(model):
+    assert type(model).__name__ == "BertForSequenceClassification"
+    assert model.config.num_labels == 2
+    assert not model.training
+
+
+def test_input_fn_tokenizes_one_sentence_or_a_list(inference, model):
+    one = inference.input_fn(json.dumps("The cat sat."), "application/json")
+    many = inference.input_fn(json.dumps(["Short.", "A much longer sentence than that."]),
+                              "application/json")
+    assert one["input_ids"].shape[0] == 1
+    # Padded to the longest sentence of the request, not to 64.
+    assert many["input_ids"].shape[0] == 2
+    assert many["input_ids"].shape[1] < 64
+    assert many["attention_mask"][0].sum() < many["attention_mask"][1].sum()
+
+
+def test_input_fn_truncates_at_64_tokens(inference, model):
+    encoded = inference.input_fn(json.dumps([LONG_SENTENCE, "Short."]), "application/json")
+    assert encoded["input_ids"].shape == (2, 64)
+
+
+def test_input_fn_accepts_bytes_and_a_charset_parameter(inference, model):
+    encoded = inference.input_fn(b'"Bytes work too."', "application/json; charset=utf-8")
+    assert encoded["input_ids"].shape[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ("The cat sat.", "text/plain", 415),
+        ('"The cat sat."', None, 415),
+        ("not json", "application/json", 400),
+        ("[]", "application/json", 400),
+        ("[1, 2]", "application/json", 400),
+        ('{"text": "x"}', "application/json", 400),
+        (b"\xff\xfe", "application/json; charset=utf-8", 400),
+    ],
+)
+def test_input_fn_rejects_bad_requests_with_a_status_code(
+    inference, model, body, content_type, status
+):
+    with pytest.raises(inference.RequestError) as raised:
+        inference.input_fn(body, content_type)
+    assert raised.value.status_code == status
+    assert raised.value.message
+
+
+def test_predict_fn_returns_logits_without_gradients(inference, model):
+    encoded = inference.input_fn(json.dumps(["One.", "Two sentences here."]), "application/json")
+    logits = inference.predict_fn(encoded, model)
+    assert logits.shape == (2, 2)
+    assert not logits.requires_grad
+    with torch.no_grad():
+        expected = model(**encoded).logits
+    torch.testing.assert_close(logits, expected)
+
+
+@asynccontextmanager
+async def endpoint(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The serving app with handlers/ as the code directory, as in model.tar.gz's code/."""
+    from container.serving.app import create_app
+    from container.serving.runtime import ModelState, ServingRuntime
+    from container.serving.settings import ServingSettings
+
+    settings = ServingSettings.from_environ({}, model_dir=model_dir, code_dir=HANDLERS)
+    runtime = ServingRuntime(settings)
+    app = create_app(settings, runtime)
+    async with app.router.lifespan_context(app):
+        assert await asyncio.wait_for(runtime.wait_settled(), 120) is ModelState.READY
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://endpoint") as client:
+            yield client
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_endpoint_answers_logits_whose_argmax_is_the_class(bert_model_dir):
+    sentences = ["Somebody just left - guess who.", "They caused him to become angry.",
+                 "Him would have been fired."]
+    async with endpoint(bert_model_dir) as client:
+        one = await client.post("/invocations", json=sentences[0])
+        many = await client.post("/invocations", json=sentences)
+        unsupported = await client.post(
+            "/invocations", content=sentences[0], headers={"Content-Type": "text/plain"}
+        )
+        malformed = await client.post(
+            "/invocations", content="[unclosed", headers={"Content-Type": "application/json"}
+        )
+        ping = await client.get("/ping")
+    assert one.status_code == 200
+    assert one.headers["content-type"] == "application/json"
+    assert np.array(one.json()).shape == (1, 2)
+    # As in the AWS blog: the default output_fn's JSON list of lists, argmax over axis 1.
+    classes = np.argmax(many.json(), axis=1)
+    assert classes.shape == (3,)
+    assert set(classes.tolist()) <= {0, 1}
+    assert many.json()[0] == pytest.approx(one.json()[0], abs=1e-4)
+    assert unsupported.status_code == 415
+    assert unsupported.text.startswith("unsupported content type 'text/plain'")
+    assert malformed.status_code == 400
+    assert ping.status_code == 200
