@@ -443,7 +443,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "epoch": epoch, "train_loss": average_loss, "seconds": round(seconds, 2),
             "samples_per_s": round(epoch_samples * cluster.world_size / seconds, 2),
         }
-        for name, examples in eval_sets.items():
+        # With a validation set, only it is looked at between epochs (it picks the model); the
+        # test set is scored once, at the end. Without one, the test set every epoch, as the blog.
+        epoch_sets = [VALIDATION_CHANNEL] if VALIDATION_CHANNEL in eval_sets else [TEST_CHANNEL]
+        for name in epoch_sets:
+            examples = eval_sets[name]
             scores = score(wrapped, examples, cluster, args, pad_id, device, amp)
             record[name] = asdict(scores.evaluation())
             log_evaluation(name, scores.evaluation())
@@ -479,11 +483,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         log.info("Calibrated the decision threshold on the validation set: %.4f", threshold)
     # The figures of the model as saved: every set scored once more, after selection and
     # calibration.
+    log.info("Evaluating the saved model (epoch %d)", kept)
     final: dict[str, Any] = {}
     for name, examples in final_sets.items():
         result = score(wrapped, examples, cluster, args, pad_id, device, amp).evaluation()
         final[name] = asdict(result)
-        log_evaluation(f"final {name}", result)
+        log_evaluation(name, result)
 
     checksum = parameter_checksum(model)
     log.info("Parameter checksum (rank %d): %s", cluster.rank, checksum)
