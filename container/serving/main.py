@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         # SageMaker pings every few seconds; access lines would bury the handler logs.
         access_log=False,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        # Ctrl-C: uvicorn has drained as for SIGTERM, then re-raised the interrupt.
+        return 130
     return 0
 
 
