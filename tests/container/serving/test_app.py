@@ -112,7 +112,8 @@ async def test_s2_ping_answers_fast_while_a_long_inference_runs(
         ping = await served.client.get("/ping")
         elapsed = time.monotonic() - started
         assert ping.status_code == 200
-        assert elapsed < 0.5, f"/ping took {elapsed:.2f}s while a request ran"
+        # SageMaker's own ping timeout is 2 s (S2); the request still runs.
+        assert elapsed < 2.0, f"/ping took {elapsed:.2f}s while a request ran"
         assert not slow.done()
         assert (await slow).text == "slept 1.5"
 
