@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -102,6 +103,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="auto: bf16 autocast where the hardware has native bf16")
     parser.add_argument("--num-threads", type=int, default=0, help="torch threads; 0: default")
+    parser.add_argument("--layer-lr-decay", type=float, default=1.0,
+                        help="each layer's learning rate relative to the layer above it")
+    parser.add_argument("--freeze-embeddings", type=str2bool, default=False,
+                        help="keep the word embeddings fixed (half the parameters of a small BERT)")
     parser.add_argument("--calibrate", type=str2bool, default=False,
                         help="move the decision threshold to the best validation MCC")
     parser.add_argument("--max-train-samples", type=int, default=0, help="0: all")
@@ -255,19 +260,34 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if native else None
 
 
+def layer_depth(name: str, num_layers: int) -> int:
+    """0 for the embeddings, i + 1 for transformer layer i, num_layers + 1 for the head."""
+    match = re.search(r"\.layer\.(\d+)\.", name)
+    if match:
+        return int(match.group(1)) + 1
+    return 0 if "embeddings" in name else num_layers + 1
+
+
 def make_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
+    """AdamW without weight decay on biases and LayerNorms; with --layer-lr-decay below 1, each
+    layer's rate is that factor times the rate of the layer above it (the head gets --lr)."""
+    num_layers = int(getattr(getattr(model, "config", None), "num_hidden_layers", 0))
+    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
-    groups = [
-        {"params": decay, "weight_decay": args.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        decays = parameter.ndim >= 2 and "LayerNorm" not in name
+        groups.setdefault((layer_depth(name, num_layers), decays), []).append(parameter)
+    param_groups = [
+        {
+            "params": params,
+            "weight_decay": args.weight_decay if decays else 0.0,
+            "lr": args.lr * args.layer_lr_decay ** (num_layers + 1 - depth),
+        }
+        for (depth, decays), params in sorted(groups.items())
     ]
     # The fused kernel makes the step several times faster than the per-tensor loop.
-    return torch.optim.AdamW(groups, lr=args.lr, eps=1e-8, fused=True)
+    return torch.optim.AdamW(param_groups, lr=args.lr, eps=1e-8, fused=True)
 
 
 def make_schedule(
@@ -392,6 +412,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         args.model_name_or_path, num_labels=args.num_labels
     ).to(device)
     model.train()
+    if args.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     # DDP all-reduces gradients on every backward (gloo on CPU): the blog's DataParallel on CPU
     # synchronised nothing.
     wrapped: torch.nn.Module = DistributedDataParallel(model) if cluster.distributed else model

@@ -35,6 +35,8 @@ def load_train_module() -> ModuleType:
                                                   "train.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered first: its dataclasses look their module up while the class body runs.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -31,6 +31,7 @@ def load_module(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(path.stem + "_under_test", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -118,3 +119,68 @@ def test_t13_t14_two_ranks_sync_gradients_and_only_rank_0_writes(small_cola_dir:
     assert not (tmp_path / "algo-2" / "model").exists()
     assert (tmp_path / "algo-1" / "output" / "metrics.json").is_file()
     assert not (tmp_path / "algo-2" / "output").exists()
+
+
+# --- the recipe's parts, on small real inputs ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def train_module() -> ModuleType:
+    return load_module(HANDLERS / "train.py")
+
+
+def test_mcc_matches_its_definition(train_module) -> None:
+    result = train_module.evaluation_from_counts(tp=90, tn=30, fp=10, fn=20)
+    assert result.accuracy == pytest.approx(120 / 150)
+    expected = (90 * 30 - 10 * 20) / ((100 * 110 * 40 * 50) ** 0.5)
+    assert result.mcc == pytest.approx(expected)
+    assert train_module.evaluation_from_counts(tp=10, tn=0, fp=5, fn=0).mcc == 0.0
+
+
+def test_best_threshold_maximises_mcc_and_folding_it_into_the_bias_applies_it(train_module):
+    import torch
+
+    scores = train_module.Scores(margins=[-2.0, -1.5, -0.5, -0.2, 0.5, 1.0],
+                                 labels=[0, 0, 1, 1, 1, 1])
+    threshold, tuned = scores.best_threshold()
+    assert -1.5 < threshold < -0.5
+    assert tuned.mcc == pytest.approx(1.0)
+    assert scores.evaluation(0.0).mcc < 1.0
+    head = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    features = torch.randn(6, 3)
+    before = head(features)
+    train_module.shift_decision_threshold(head, threshold)
+    after = head(features)
+    margin_before = before[:, 1] - before[:, 0]
+    margin_after = after[:, 1] - after[:, 0]
+    assert torch.allclose(margin_after, margin_before - threshold, atol=1e-5)
+
+
+def test_layer_lr_decay_gives_lower_layers_smaller_rates(train_module, embedded_model_dir):
+    import argparse
+
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(embedded_model_dir, num_labels=2)
+    args = argparse.Namespace(lr=1e-4, weight_decay=0.01, layer_lr_decay=0.5)
+    optimizer = train_module.make_optimizer(model, args)
+    rates = {group["lr"] for group in optimizer.param_groups}
+    # 6 layers: head 1e-4, layer 5 5e-5, ..., embeddings 1e-4 * 0.5**7.
+    assert max(rates) == pytest.approx(1e-4)
+    assert min(rates) == pytest.approx(1e-4 * 0.5**7)
+    assert len(rates) == 8
+    no_decay = [g for g in optimizer.param_groups if g["weight_decay"] == 0.0]
+    assert all(p.ndim < 2 for g in no_decay for p in g["params"])
+
+
+def test_bucketed_batches_cover_every_index_once_and_pad_little(train_module) -> None:
+    import random
+
+    lengths = [random.Random(n).randint(5, 40) for n in range(1000)]
+    indices = list(range(1000))
+    random.Random(0).shuffle(indices)
+    batches = train_module.train_batches(indices, lengths, 32, True, seed=1)
+    assert sorted(i for batch in batches for i in batch) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    unbucketed = train_module.train_batches(indices, lengths, 32, False, seed=1)
+    padded_plain = sum(len(b) * max(lengths[i] for i in b) for b in unbucketed)
+    assert padded < 0.8 * padded_plain
