@@ -91,6 +91,58 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_contract(args: argparse.Namespace) -> int:
+    from harness.testing.command import ContractOptions, ContractUsageError, run_contract
+
+    options = ContractOptions(
+        target=args.target,
+        cases=Path(args.cases) if args.cases else None,
+        model_dir=Path(args.model_dir) if args.model_dir else None,
+        code_dir=Path(args.code) if args.code else None,
+        wait_s=args.wait,
+        install_requirements=not args.no_requirements,
+        region=args.region,
+        verbose=args.verbose,
+    )
+    try:
+        return run_contract(options, sys.stdout, sys.stderr)
+    except ContractUsageError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    from harness.package import PackageError, package_model
+
+    try:
+        packaged = package_model(Path(args.model_dir), Path(args.code), Path(args.output),
+                                 entry_point=args.entry_point)
+    except PackageError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    print(f"{packaged.path}\t{packaged.model_files} model files, {packaged.code_files} in "
+          f"code/\t{packaged.size_bytes / 1e6:.1f} MB")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from harness.testing.command import captured_server_log
+    from harness.validate import ValidateUsageError, validate_archive
+
+    with captured_server_log(args.verbose) as server_log:
+        try:
+            validation = validate_archive(
+                Path(args.archive), entry_point=args.entry_point,
+                cases=Path(args.cases) if args.cases else None,
+                requirements=not args.no_requirements,
+            )
+        except ValidateUsageError as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from exc
+    print(validation.render())
+    if any(finding.step == "model" and not finding.ok for finding in validation.findings):
+        for record in server_log:
+            print(record.getMessage(), file=sys.stderr)
+    return 0 if validation.passed else 1
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -144,6 +196,45 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--content-type", default="application/json")
     invoke.add_argument("--accept", default="application/json")
     invoke.set_defaults(handler=_cmd_invoke)
+
+    contract = commands.add_parser(
+        "contract", help="run the serving contract suite against handlers, a container or an "
+        "endpoint")
+    contract.add_argument("--target", required=True, metavar="TARGET",
+                          help="asgi (in-process, needs --model-dir), http://HOST:PORT, or "
+                          "endpoint:NAME (boto3 credentials and region)")
+    contract.add_argument("--cases", help="contract file (default: CODE/contract.yaml, else "
+                          "handlers/contract.yaml)")
+    contract.add_argument("--model-dir", help="asgi: the unpacked model (/opt/ml/model)")
+    contract.add_argument("--code", help="asgi: handler directory (default: MODEL_DIR/code)")
+    contract.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                          help="http/endpoint: how long to wait for /ping 200 (default 30)")
+    contract.add_argument("--no-requirements", action="store_true",
+                          help="asgi: do not pip-install CODE/requirements.txt first (S15)")
+    contract.add_argument("--region", help="endpoint: AWS region (default: boto3's)")
+    contract.add_argument("-v", "--verbose", action="store_true",
+                          help="asgi: show the server log")
+    contract.set_defaults(handler=_cmd_contract)
+
+    package = commands.add_parser(
+        "package", help="model.tar.gz as SageMaker's repack makes it (model + code/)")
+    package.add_argument("--model-dir", required=True, help="the trained model's directory")
+    package.add_argument("--code", default="handlers", help="handler directory, stored as code/")
+    package.add_argument("-o", "--output", default="model.tar.gz")
+    package.add_argument("--entry-point", default="inference.py",
+                         help="SAGEMAKER_PROGRAM (must exist in --code)")
+    package.set_defaults(handler=_cmd_package)
+
+    validate = commands.add_parser(
+        "validate", help="check that a model.tar.gz would serve on a SageMaker endpoint")
+    validate.add_argument("archive", help="the model.tar.gz")
+    validate.add_argument("--cases", help="contract file (default: code/contract.yaml in the "
+                          "archive, else the built-in checks)")
+    validate.add_argument("--entry-point", default="inference.py", help="SAGEMAKER_PROGRAM")
+    validate.add_argument("--no-requirements", action="store_true",
+                          help="skip the pip dry run of code/requirements.txt (S15)")
+    validate.add_argument("-v", "--verbose", action="store_true", help="show the server log")
+    validate.set_defaults(handler=_cmd_validate)
 
     image = commands.add_parser("image", help="the smlocal Docker image").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -1,0 +1,146 @@
+"""`smlocal contract`: open a target, run the suite, print the report; 0 if every check passed,
+1 if any failed, 2 when the target or the contract file cannot be used."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from harness.testing.asgi import AsgiTarget
+from harness.testing.contract import Contract, ContractFileError, load_contract
+from harness.testing.suite import run_suite
+from harness.testing.target import Target, TargetError, TargetUnreachable
+from harness.testing.targets import TargetSpecError, open_target
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+DEFAULT_CASES = Path("handlers") / "contract.yaml"
+CASES_NAME = "contract.yaml"
+SERVER_LOGGER = "smlocal.serve"
+
+
+class ContractUsageError(Exception):
+    """The contract cannot run at all (exit 2): the target or the case file is unusable."""
+
+
+@dataclass(frozen=True)
+class ContractOptions:
+    target: str
+    cases: Path | None = None
+    model_dir: Path | None = None
+    code_dir: Path | None = None
+    wait_s: float = 30.0
+    install_requirements: bool = True
+    region: str | None = None
+    verbose: bool = False
+
+
+def default_cases(options: ContractOptions) -> Path | None:
+    """CODE/contract.yaml (the asgi code directory, or --code), else ./handlers/contract.yaml."""
+    code_dir = options.code_dir
+    if code_dir is None and options.target == "asgi" and options.model_dir is not None:
+        code_dir = options.model_dir / "code"
+    for candidate in ((code_dir / CASES_NAME) if code_dir else None, DEFAULT_CASES):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def read_contract(path: Path | None) -> Contract:
+    if path is None:
+        return Contract()
+    try:
+        return load_contract(path)
+    except ContractFileError as exc:
+        raise ContractUsageError(str(exc)) from exc
+
+
+def wait_until_healthy(target: Target, wait_s: float, err: TextIO) -> None:
+    """Poll /ping until 200 or `wait_s` passed (a container may still be loading). Raises
+    TargetUnreachable if nothing ever answered; an unhealthy answer is left to the S2 check."""
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while True:
+        try:
+            reply = target.ping()
+            if reply.status == 200:
+                return
+            problem: TargetError | None = None
+        except TargetUnreachable as exc:
+            problem = exc
+        if time.monotonic() >= deadline:
+            if problem is not None:
+                raise problem
+            return
+        if not announced:
+            print(f"waiting up to {wait_s:g} s for /ping to answer 200 ...", file=err)
+            announced = True
+        time.sleep(0.5)
+
+
+@contextmanager
+def captured_server_log(verbose: bool) -> Iterator[list[logging.LogRecord]]:
+    """The in-process server's log, kept back unless verbose: the suite provokes errors on
+    purpose and each would print a traceback."""
+    logger = logging.getLogger(SERVER_LOGGER)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else Keep()
+    previous = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.ERROR)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
+
+
+def run_contract(options: ContractOptions, out: TextIO, err: TextIO) -> int:
+    cases = options.cases if options.cases is not None else default_cases(options)
+    if options.cases is not None and not options.cases.is_file():
+        raise ContractUsageError(f"contract file {options.cases} does not exist")
+    contract = read_contract(cases)
+    if cases is None:
+        print(f"no contract file (--cases, CODE/{CASES_NAME} or {DEFAULT_CASES}): only the "
+              "checks that need no example request run (S2, S4)", file=err)
+    with captured_server_log(options.verbose) as server_log:
+        try:
+            target = open_target(options.target, model_dir=options.model_dir,
+                                 code_dir=options.code_dir,
+                                 install_requirements=options.install_requirements,
+                                 region=options.region)
+        except TargetSpecError as exc:
+            raise ContractUsageError(str(exc)) from exc
+        except TargetError as exc:
+            raise ContractUsageError(f"{options.target}: {exc}") from exc
+        try:
+            name = target.description if isinstance(target, AsgiTarget) else options.target
+            try:
+                if not isinstance(target, AsgiTarget):
+                    wait_until_healthy(target, options.wait_s, err)
+                report = run_suite(target, contract, target_name=name)
+            except TargetUnreachable as exc:
+                raise ContractUsageError(f"{options.target} is unreachable: {exc}") from exc
+            failure = target.load_failure if isinstance(target, AsgiTarget) else None
+        finally:
+            target.close()
+    print(report.render(), file=out)
+    if failure is not None:
+        print(f"\nthe model failed to load: {failure}", file=err)
+        for record in server_log:
+            if record.levelno >= logging.ERROR:
+                print(record.getMessage(), file=err)
+    return 0 if report.passed else EXIT_FAILED
