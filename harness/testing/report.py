@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+
+def check_id(name: str, rules: tuple[str, ...]) -> str:
+    """A stable identifier for test ids and lookups: `S12-S22-accept-text-csv-...`."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    return "-".join((*rules, slug)) if rules else f"case-{slug}"
 
 
 @dataclass(frozen=True)
@@ -14,6 +21,10 @@ class CheckResult:
     expected: str = ""
     actual: str = ""
     seconds: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return check_id(self.name, self.rules)
 
     @property
     def rule_text(self) -> str:

@@ -22,20 +22,6 @@ LONG_SENTENCE = " ".join(["word"] * 200)
 
 
 @pytest.fixture(scope="session")
-def bert_model_dir(embedded_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What train.py leaves in model_dir: a 2-label BERT classifier and its tokenizer."""
-    from transformers import AutoTokenizer, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    model = BertForSequenceClassification.from_pretrained(embedded_model_dir, num_labels=2)
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir)
-    out = tmp_path_factory.mktemp("bert-cola")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="session")
 def inference() -> ModuleType:
     # Loaded under its own name: the serving tests import other modules called `inference`.
     spec = importlib.util.spec_from_file_location("cola_inference", HANDLERS / "inference.py")
