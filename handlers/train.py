@@ -107,6 +107,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="each layer's learning rate relative to the layer above it")
     parser.add_argument("--freeze-embeddings", type=str2bool, default=False,
                         help="keep the word embeddings fixed (half the parameters of a small BERT)")
+    parser.add_argument("--average-from", type=int, default=0,
+                        help="average the weights of every epoch from this one on (0: off); "
+                        "with a validation set the average is kept only if it scores better")
+    parser.add_argument("--test-every-epoch", type=str2bool, default=False,
+                        help="score the test set after every epoch too (for recipe studies; "
+                        "it never picks the model)")
     parser.add_argument("--calibrate", type=str2bool, default=False,
                         help="move the decision threshold to the best validation MCC")
     parser.add_argument("--max-train-samples", type=int, default=0, help="0: all")
@@ -432,6 +438,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     history: list[dict[str, Any]] = []
     best_mcc, best_epoch, best_state = -2.0, 0, None
+    average: dict[str, torch.Tensor] | None = None
+    averaged = 0
     train_seconds = 0.0
     samples_seen = 0
     for epoch in range(1, args.epochs + 1):
@@ -468,6 +476,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         # With a validation set, only it is looked at between epochs (it picks the model); the
         # test set is scored once, at the end. Without one, the test set every epoch, as the blog.
         epoch_sets = [VALIDATION_CHANNEL] if VALIDATION_CHANNEL in eval_sets else [TEST_CHANNEL]
+        if args.test_every_epoch and TEST_CHANNEL not in epoch_sets:
+            epoch_sets.append(TEST_CHANNEL)
         for name in epoch_sets:
             examples = eval_sets[name]
             scores = score(wrapped, examples, cluster, args, pad_id, device, amp)
@@ -479,6 +489,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 log.info("Validation set: MCC at the best threshold (%.3f): %s", threshold,
                          tuned.mcc)
         history.append(record)
+        if args.average_from and epoch >= args.average_from:
+            averaged += 1
+            average = accumulate_average(average, model, averaged)
         if VALIDATION_CHANNEL in eval_sets:
             mcc = record[VALIDATION_CHANNEL]["mcc"]
             if mcc > best_mcc:
@@ -491,7 +504,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if best_state is not None and best_epoch != history[-1]["epoch"]:
         log.info("Keeping the model of epoch %d (best validation MCC %.4f)", best_epoch, best_mcc)
         model.load_state_dict(best_state)
-    kept = best_epoch or history[-1]["epoch"]
+    kept_epoch: int = best_epoch or history[-1]["epoch"]
+    kept: int | str = kept_epoch
+    if average is not None and averaged > 1:
+        kept = choose_average(model, average, averaged, history, kept_epoch, eval_sets,
+                              lambda examples: score(wrapped, examples, cluster, args, pad_id,
+                                                     device, amp))
     final_sets = dict(eval_sets)
     for channel, directory in extra_channels(args).items():
         final_sets[channel] = encode(tokenizer, *read_csv_channel(directory, f"{channel}.csv"),
@@ -505,7 +523,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         log.info("Calibrated the decision threshold on the validation set: %.4f", threshold)
     # The figures of the model as saved: every set scored once more, after selection and
     # calibration.
-    log.info("Evaluating the saved model (epoch %d)", kept)
+    log.info("Evaluating the saved model (epoch %s)", kept)
     final: dict[str, Any] = {}
     for name, examples in final_sets.items():
         result = score(wrapped, examples, cluster, args, pad_id, device, amp).evaluation()
@@ -539,6 +557,44 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         dist.barrier()  # finish together: compose stops every host when the first one exits
         dist.destroy_process_group()
     return metrics
+
+
+def accumulate_average(
+    average: dict[str, torch.Tensor] | None, model: torch.nn.Module, count: int
+) -> dict[str, torch.Tensor]:
+    """The running mean of the floating-point weights over `count` epoch ends."""
+    state = model.state_dict()
+    if average is None:
+        return {k: v.detach().clone() for k, v in state.items() if v.is_floating_point()}
+    for key, value in average.items():
+        value.add_(state[key].detach() - value, alpha=1.0 / count)
+    return average
+
+
+def choose_average(
+    model: torch.nn.Module,
+    average: dict[str, torch.Tensor],
+    averaged: int,
+    history: list[dict[str, Any]],
+    kept: int,
+    eval_sets: dict[str, Examples],
+    scorer: Any,
+) -> int | str:
+    """Load the weight average if it is the better model; say which one is kept."""
+    first = history[-1]["epoch"] - averaged + 1
+    label = f"average of epochs {first}-{history[-1]['epoch']}"
+    single = copy.deepcopy(model.state_dict())
+    model.load_state_dict(average, strict=False)
+    if VALIDATION_CHANNEL not in eval_sets:
+        log.info("Keeping the %s", label)
+        return label
+    mcc = scorer(eval_sets[VALIDATION_CHANNEL]).evaluation().mcc
+    best = history[kept - 1][VALIDATION_CHANNEL]["mcc"]
+    log.info("Validation set: MCC of the %s: %s (epoch %d: %s)", label, mcc, kept, best)
+    if mcc > best:
+        return label
+    model.load_state_dict(single)
+    return kept
 
 
 def log_evaluation(name: str, result: Evaluation) -> None:
