@@ -27,7 +27,7 @@ test: bootstrap
 	if [ "$${SMLOCAL_NO_DOCKER:-0}" != 1 ]; then $(SMLOCAL) image build $(if $(filter true 1,$(CI)),--verbose); fi
 	.venv/bin/pytest
 
-# The main job: prepare CoLA, train the embedded BERT, serve it, invoke it.
+# The main job: CoLA -> train the embedded BERT -> serve it with docker compose -> invoke ->
+# contract-test -> down (scripts/demo.sh).
 demo: bootstrap
-	$(SMLOCAL) data cola --source "$(COLA)" --out .smlocal/data/cola
-	$(SMLOCAL) train --data .smlocal/data/cola --work-dir .smlocal/jobs/demo --model-out .smlocal/model
+	./scripts/demo.sh "$(COLA)"
