@@ -1,12 +1,11 @@
-"""Fixtures for the contract suite's tests: small handler modules (real code, served by the real
-runtime), servers on 127.0.0.1 in threads, and a stand-in of the SageMaker runtime API (the cloud
-is the one thing these tests fake)."""
+"""Fixtures for the contract suite's tests: servers on 127.0.0.1 in threads, and a stand-in of
+the SageMaker runtime API (the cloud is the one thing these tests fake). The handlers they serve
+come from tests/harness/conftest.py."""
 
 from __future__ import annotations
 
 import json
 import socket
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,89 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-HANDLERS = ROOT / "handlers"
 MAX_BODY = 6 * 1024 * 1024
-
-# A handler that needs no torch model: rows [scale * x, -scale * x], 415/400 with a status_code.
-TINY_HANDLER = """
-import json
-import os
-
-
-class RequestError(Exception):
-    def __init__(self, status_code, message):
-        super().__init__(message)
-        self.status_code = status_code
-
-
-def model_fn(model_dir):
-    with open(os.path.join(model_dir, "scale.json")) as file:
-        return json.load(file)["scale"]
-
-
-def input_fn(body, content_type):
-    if (content_type or "").split(";")[0].strip() != "application/json":
-        raise RequestError(415, f"unsupported content type {content_type!r}; send JSON")
-    if isinstance(body, bytes):
-        body = body.decode("utf-8")
-    try:
-        values = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise RequestError(400, f"the body is not valid JSON: {exc}") from exc
-    return values if isinstance(values, list) else [values]
-
-
-def predict_fn(values, scale):
-    return [[scale * value, -scale * value] for value in values]
-"""
-
-TINY_CONTRACT = """
-request: {json: 2.0, content_type: application/json}
-accept: [application/json, text/csv, application/x-npy]
-reject:
-  content_type: {text/plain: 415}
-  missing_content_type: 415
-  accept: {text/html: 500}
-cases:
-  - name: one value is one row
-    json: 2.0
-    expect: {shape: [1, 2], predicted_class: 0, json_path: {"$[0][1]": -6.0}}
-  - name: negative values are class 1
-    json: [-1.0, 4.0]
-    expect: {shape: [2, 2], predicted_class: [1, 0]}
-  - name: malformed JSON is refused with 400
-    rule: S24
-    text: "[1,"
-    expect: {status: 400, body_contains: not valid JSON}
-"""
-
-# For the project's handlers on a BERT whose classifier head is untrained: statuses and shapes
-# hold for any weights; the classes of handlers/contract.yaml need the trained model.
-COLA_ANY_MODEL_CONTRACT = """
-request: {json: "Somebody just left - guess who.", content_type: application/json}
-accept: [application/json, text/csv, application/x-npy]
-reject:
-  content_type: {text/plain: 415, text/csv: 415}
-  missing_content_type: 415
-  accept: {text/html: 500}
-cases:
-  - name: one sentence is one row of two logits
-    json: "Somebody just left - guess who."
-    expect: {status: 200, content_type: application/json, shape: [1, 2]}
-  - name: a list gets one row per sentence
-    json: ["John gave Mary a book.", "Sat mat the on cat the.", "Somebody just left."]
-    expect: {shape: [3, 2]}
-  - name: a charset parameter still works
-    rule: S10
-    json: "John gave Mary a book."
-    content_type: application/json; charset=utf-8
-    expect: {shape: [1, 2]}
-  - name: malformed JSON is refused with 400
-    rule: S24
-    text: '["unclosed'
-    expect: {status: 400, body_contains: not valid JSON}
-"""
 
 
 def free_port() -> int:
@@ -108,36 +25,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def tiny_model(tmp_path: Path) -> Callable[..., Path]:
-    """A model directory (scale.json) with `source` as code/inference.py; the tiny handler by
-    default, with `replace` edits applied to make broken variants."""
-
-    def make(source: str = TINY_HANDLER, *, scale: float = 3.0, name: str = "model",
-             replace: dict[str, str] | None = None) -> Path:
-        text = textwrap.dedent(source)
-        for old, new in (replace or {}).items():
-            assert old in text, f"the edit {old!r} does not apply"
-            text = text.replace(old, new)
-        model_dir = tmp_path / name
-        (model_dir / "code").mkdir(parents=True)
-        (model_dir / "scale.json").write_text(json.dumps({"scale": scale}))
-        (model_dir / "code" / "inference.py").write_text(text)
-        return model_dir
-
-    return make
-
-
-@pytest.fixture
-def contract_file(tmp_path: Path) -> Callable[[str], Path]:
-    def write(text: str = TINY_CONTRACT, name: str = "contract.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text))
-        return path
-
-    return write
 
 
 @contextmanager
@@ -277,11 +164,11 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
 
 @pytest.fixture(scope="session")
-def tools() -> SimpleNamespace:
-    """This directory's helpers for its test modules (which cannot import a conftest)."""
+def tools(handler_sources: SimpleNamespace) -> SimpleNamespace:
+    """This directory's helpers for its test modules (which cannot import a conftest), with
+    tests/harness/conftest.py's handler sources."""
     return SimpleNamespace(
-        root=ROOT, handlers=HANDLERS, tiny_handler=TINY_HANDLER, tiny_contract=TINY_CONTRACT,
-        cola_any_model_contract=COLA_ANY_MODEL_CONTRACT, serve_in_thread=serve_in_thread,
+        **vars(handler_sources), serve_in_thread=serve_in_thread,
         serving_over_http=serving_over_http, runtime_api=runtime_api, free_port=free_port,
         max_body=MAX_BODY, region=REGION,
     )
