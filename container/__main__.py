@@ -7,6 +7,7 @@ image stays debuggable.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -32,5 +33,21 @@ def main(argv: list[str] | None = None) -> int:
         return 127
 
 
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown, after flushing what the process has written.
+
+    Once the server has drained (S5) there is nothing left to clean up, but freeing a loaded
+    model and unloading torch and transformers takes about a second, which SIGTERM -> exit
+    (docker stop, scale-in, `docker compose down`) would otherwise wait for.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    if sys.argv[1:2] == ["serve"]:
+        exit_now(exit_code)
+    sys.exit(exit_code)
