@@ -61,24 +61,24 @@ def read_contract(path: Path | None) -> Contract:
         raise ContractUsageError(str(exc)) from exc
 
 
-def wait_until_healthy(target: Target, wait_s: float, err: TextIO) -> None:
-    """Poll /ping until 200 or `wait_s` passed (a container may still be loading). Raises
-    TargetUnreachable if nothing ever answered; an unhealthy answer is left to the S2 check."""
+def wait_until_healthy(target: Target, wait_s: float, err: TextIO | None = None) -> None:
+    """Poll /ping until 200 or `wait_s` passed (a container may still be starting or loading).
+    Raises the last TargetError if nothing ever answered; an unhealthy answer is left to the
+    S2 check."""
     deadline = time.monotonic() + wait_s
     announced = False
     while True:
         try:
-            reply = target.ping()
-            if reply.status == 200:
+            if target.ping().status == 200:
                 return
             problem: TargetError | None = None
-        except TargetUnreachable as exc:
+        except TargetError as exc:  # refused, or reset while the server starts
             problem = exc
         if time.monotonic() >= deadline:
             if problem is not None:
                 raise problem
             return
-        if not announced:
+        if err is not None and not announced:
             print(f"waiting up to {wait_s:g} s for /ping to answer 200 ...", file=err)
             announced = True
         time.sleep(0.5)
@@ -134,6 +134,8 @@ def run_contract(options: ContractOptions, out: TextIO, err: TextIO) -> int:
                 report = run_suite(target, contract, target_name=name)
             except TargetUnreachable as exc:
                 raise ContractUsageError(f"{options.target} is unreachable: {exc}") from exc
+            except TargetError as exc:  # /ping never got an answer
+                raise ContractUsageError(f"{options.target} does not answer: {exc}") from exc
             failure = target.load_failure if isinstance(target, AsgiTarget) else None
         finally:
             target.close()

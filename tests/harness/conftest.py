@@ -67,32 +67,9 @@ cases:
     expect: {status: 400, body_contains: not valid JSON}
 """
 
-# For the project's handlers on a BERT whose classifier head is untrained: statuses and shapes
-# hold for any weights; the classes of handlers/contract.yaml need the trained model.
-COLA_ANY_MODEL_CONTRACT = """
-request: {json: "Somebody just left - guess who.", content_type: application/json}
-accept: [application/json, text/csv, application/x-npy]
-reject:
-  content_type: {text/plain: 415, text/csv: 415}
-  missing_content_type: 415
-  accept: {text/html: 500}
-cases:
-  - name: one sentence is one row of two logits
-    json: "Somebody just left - guess who."
-    expect: {status: 200, content_type: application/json, shape: [1, 2]}
-  - name: a list gets one row per sentence
-    json: ["John gave Mary a book.", "Sat mat the on cat the.", "Somebody just left."]
-    expect: {shape: [3, 2]}
-  - name: a charset parameter still works
-    rule: S10
-    json: "John gave Mary a book."
-    content_type: application/json; charset=utf-8
-    expect: {shape: [1, 2]}
-  - name: malformed JSON is refused with 400
-    rule: S24
-    text: '["unclosed'
-    expect: {status: 400, body_contains: not valid JSON}
-"""
+# The project's handlers on any BERT classifier (statuses and shapes, no classes).
+COLA_ANY_MODEL_CONTRACT_FILE = Path(__file__).parent / "testing" / "cola_any_model.yaml"
+COLA_ANY_MODEL_CONTRACT = COLA_ANY_MODEL_CONTRACT_FILE.read_text()
 
 
 @pytest.fixture
