@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[3]
+
 RECORDING_SCRIPT = """
 import json, os, sys
 from pathlib import Path
@@ -193,3 +195,38 @@ def test_t2_unreadable_hyperparameters_fail_with_a_framework_error(job, bad: str
     job.paths.hyperparameters_file.write_text(bad)
     assert job.run().returncode == 1
     assert job.paths.failure_file.read_text().startswith("Framework Error: \n")
+
+
+def test_t6_sigterm_to_train_reaches_the_script(job) -> None:
+    """SageMaker stops a job with SIGTERM (SIGKILL 120 s later): the runtime forwards it, so the
+    script can save a checkpoint and exit."""
+    import os
+    import signal
+    import time
+
+    job.write_script("""
+        import os, signal, sys, time
+        from pathlib import Path
+        out = Path(os.environ["SM_OUTPUT_DATA_DIR"])
+        def stop(signum, frame):
+            (out / "stopped").write_text("checkpoint saved")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, stop)
+        (out / "started").write_text("")
+        time.sleep(60)
+    """)
+    job.configure({})
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(job.paths.base), PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "container", "train"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = job.paths.output_data_dir / "started"
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "the script never started"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert (job.paths.output_data_dir / "stopped").read_text() == "checkpoint saved"
