@@ -81,7 +81,8 @@ def runtime_api(endpoints: dict[str, str]) -> Any:
     """What SageMaker puts in front of a container: InvokeEndpoint forwards to the container
     named by the endpoint (its base URL) and answers the container's 4xx/5xx as ModelError
     (424) with OriginalStatusCode/OriginalMessage (S25); bodies over 6 MiB get 413 (S4).
-    DescribeEndpoint reports InService once the container's /ping is 200."""
+    DescribeEndpoint reports InService once the container's /ping is 200, and AccessDenied
+    for names starting with `denied-` (a role that may only invoke)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -128,6 +129,9 @@ def runtime_api(endpoints: dict[str, str]) -> Any:
             return error(400, "UnknownOperationException", f"not in the stand-in: {target}")
         name = json.loads(await request.body())["EndpointName"]
         arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}"
+        if name.startswith("denied-"):
+            return JSONResponse({"__type": "AccessDeniedException",
+                                 "message": "not authorized to perform: sagemaker:Describe"}, 400)
         if name not in endpoints:
             return JSONResponse({"__type": "ValidationException",
                                  "message": f'Could not find endpoint "{arn}".'}, 400)

@@ -124,6 +124,14 @@ def test_an_endpoint_that_does_not_exist_is_unreachable(tiny_model, tools):
             endpoint.ping()
 
 
+def test_s2_an_invoke_only_role_takes_the_endpoint_as_healthy(tools):
+    with tools.serve_in_thread(tools.runtime_api({}), lifespan="off") as api:
+        runtime, control = clients(api, tools.region)
+        ping = EndpointTarget("denied-x", runtime_client=runtime, sagemaker_client=control).ping()
+    assert ping.status == 200
+    assert ping.json()["assumed"] == "DescribeEndpoint was denied"
+
+
 def test_nothing_listening_is_unreachable(tools):
     with HttpTarget(f"http://127.0.0.1:{tools.free_port()}") as target, \
             pytest.raises(TargetUnreachable, match="cannot connect"):
