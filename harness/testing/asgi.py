@@ -7,6 +7,7 @@ the others. `AsgiTarget.serving(model_dir, code_dir)` builds the app that `serve
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -124,8 +125,6 @@ class AsgiTarget:
 
     @staticmethod
     async def _wait_settled(runtime: ServingRuntime, timeout_s: float) -> ModelState:
-        import asyncio
-
         try:
             return await asyncio.wait_for(runtime.wait_settled(), timeout_s)
         except TimeoutError:

@@ -27,7 +27,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,6 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Request:
-        from dataclasses import replace
-
         return replace(self, **changes)
 
     def describe(self) -> str:
@@ -300,8 +298,6 @@ def parse_contract(data: object, source: str) -> Contract:
         _case(item, f"{source}: cases[{index}]", request) for index, item in enumerate(raw_cases)
     )
     top.done()
-    from dataclasses import replace
-
     return replace(contract, cases=cases)
 
 
