@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_labels", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32, help="per host")
     parser.add_argument("--test-batch-size", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--log-interval", type=int, default=50, help="batches between log lines")
@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--lr-schedule", choices=("linear", "constant"), default="linear")
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--patience", type=int, default=2, help="epochs without a better "
+    parser.add_argument("--patience", type=int, default=3, help="epochs without a better "
                         "validation MCC before stopping; 0 never stops early")
     parser.add_argument("--bucket", type=str2bool, default=True,
                         help="batch sentences of similar length together")
