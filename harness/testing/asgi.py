@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, ExitStack
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -21,12 +20,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from container.serving.runtime import ModelState, ServingRuntime
 from container.serving.settings import ServingSettings
-from harness.testing.http import (
-    DEFAULT_TIMEOUT_S,
-    request_headers,
-    to_reply,
-    without_client_defaults,
-)
+from harness.testing.http import DEFAULT_TIMEOUT_S, HttpxRequests, to_reply
 from harness.testing.target import Reply, TargetError
 
 # SageMaker waits 4 minutes for the first healthy /ping (S2).
@@ -45,8 +39,10 @@ def code_without_requirements(code_dir: Path, into: Path) -> Path:
     return copy
 
 
-class AsgiTarget:
+class AsgiTarget(HttpxRequests):
     """Any ASGI app with /ping and /invocations; use as a context manager (or call close())."""
+
+    _client: httpx.AsyncClient
 
     def __init__(
         self,
@@ -140,28 +136,5 @@ class AsgiTarget:
             raise TargetError(f"{request.method} {request.url.path} failed in the app: "
                               f"{type(exc).__name__}: {exc}") from exc
 
-    def ping(self) -> Reply:
-        return self._call(self._client.build_request("GET", "/ping"))
-
-    def invoke(
-        self,
-        body: bytes,
-        content_type: str | None = None,
-        accept: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Reply:
-        request = self._client.build_request(
-            "POST", "/invocations", content=body,
-            headers=request_headers(content_type, accept, headers),
-        )
-        return self._call(without_client_defaults(request, content_type, accept))
-
     def close(self) -> None:
         self._stack.close()
-
-    def __enter__(self) -> AsgiTarget:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close()

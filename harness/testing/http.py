@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -41,29 +42,20 @@ def to_reply(response: httpx.Response) -> Reply:
     return Reply(response.status_code, dict(response.headers), response.content)
 
 
-class HttpTarget:
-    """GET /ping and POST /invocations at `base_url`."""
+class HttpxRequests:
+    """`ping` and `invoke` as httpx requests built by `_client`; subclasses say how a request
+    travels (`_call`) and what closing means."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s,
-                                    transport=transport)
+    _client: httpx.Client | httpx.AsyncClient
 
-    def __repr__(self) -> str:
-        return f"HttpTarget({self.base_url!r})"
+    def _call(self, request: httpx.Request) -> Reply:
+        raise NotImplementedError
 
-    def _send(self, request: httpx.Request) -> Reply:
-        try:
-            return to_reply(self._client.send(request))
-        except httpx.ConnectError as exc:
-            raise TargetUnreachable(f"cannot connect to {request.url}: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise TargetError(f"{request.method} {request.url} got no answer: "
-                              f"{type(exc).__name__}: {exc}") from exc
+    def close(self) -> None:
+        raise NotImplementedError
 
     def ping(self) -> Reply:
-        return self._send(self._client.build_request("GET", "/ping"))
+        return self._call(self._client.build_request("GET", "/ping"))
 
     def invoke(
         self,
@@ -76,14 +68,38 @@ class HttpTarget:
             "POST", "/invocations", content=body,
             headers=request_headers(content_type, accept, headers),
         )
-        return self._send(without_client_defaults(request, content_type, accept))
+        return self._call(without_client_defaults(request, content_type, accept))
 
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> HttpTarget:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
+
+
+class HttpTarget(HttpxRequests):
+    """GET /ping and POST /invocations at `base_url`."""
+
+    _client: httpx.Client
+
+    def __init__(self, base_url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s,
+                                    transport=transport)
+
+    def __repr__(self) -> str:
+        return f"HttpTarget({self.base_url!r})"
+
+    def _call(self, request: httpx.Request) -> Reply:
+        try:
+            return to_reply(self._client.send(request))
+        except httpx.ConnectError as exc:
+            raise TargetUnreachable(f"cannot connect to {request.url}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise TargetError(f"{request.method} {request.url} got no answer: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
