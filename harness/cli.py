@@ -143,6 +143,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if validation.passed else 1
 
 
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from harness.trace import TraceError, trace_and_package
+
+    try:
+        traced = trace_and_package(Path(args.model_dir), Path(args.out), max_len=args.max_len)
+    except TraceError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"{traced.packaged.path}\t{traced.packaged.size_bytes / 1e6:.1f} MB\t"
+          f"max abs diff traced vs eager {traced.max_abs_diff:.2e}")
+    return 0
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -235,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="skip the pip dry run of code/requirements.txt (S15)")
     validate.add_argument("-v", "--verbose", action="store_true", help="show the server log")
     validate.set_defaults(handler=_cmd_validate)
+
+    trace = commands.add_parser(
+        "trace", help="TorchScript model.tar.gz: trace, check against eager, package")
+    trace.add_argument("--model-dir", required=True, help="the trained model's directory")
+    trace.add_argument("--out", default="model.tar.gz", help="the archive to write")
+    trace.add_argument("--max-len", type=int, default=64,
+                       help="sequence length of the tracing example (default 64)")
+    trace.set_defaults(handler=_cmd_trace)
 
     image = commands.add_parser("image", help="the smlocal Docker image").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -111,3 +111,26 @@ def bert_model_dir(embedded_model_dir: Path, tmp_path_factory: pytest.TempPathFa
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def torchscript_archive(bert_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`smlocal trace` of bert_model_dir: model.tar.gz with model.pt, the tokenizer and code/
+    (issue 6). Shared by the trace, handler and container tests: tracing takes seconds."""
+    from harness.trace import trace_and_package
+
+    out = tmp_path_factory.mktemp("torchscript") / "model.tar.gz"
+    trace_and_package(bert_model_dir, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def torchscript_model_dir(torchscript_archive: Path,
+                          tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The TorchScript archive unpacked, as SageMaker unpacks it into /opt/ml/model."""
+    import tarfile
+
+    out = tmp_path_factory.mktemp("torchscript-model")
+    with tarfile.open(torchscript_archive) as archive:
+        archive.extractall(out, filter="data")
+    return out
