@@ -373,8 +373,12 @@ def progress(batches: list[list[int]], epoch: int, cluster: Cluster) -> Iterator
     """A tqdm bar on a terminal (main rank only); the plain log lines do the job elsewhere."""
     if cluster.is_main and sys.stdout.isatty():
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
-        yield from tqdm(batches, desc=f"epoch {epoch}", unit="batch", file=sys.stdout, leave=False)
+        # Log lines go above the bar instead of through it.
+        with logging_redirect_tqdm():
+            yield from tqdm(batches, desc=f"epoch {epoch}", unit="batch", file=sys.stdout,
+                            leave=False)
     else:
         yield from batches
 
