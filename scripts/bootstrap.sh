@@ -11,7 +11,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch==2.13.0 resolves to the CPU wheel on these machines (E7); the pin keeps resolvers away
 # from the multi-GB CUDA build.
-if ! .venv/bin/python -c "import container, harness, torch, sagemaker, pytest" 2>/dev/null \
+# find_spec, not import: importing the SDK is slow and chatty.
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None
+    for m in ('container', 'harness', 'torch', 'sagemaker', 'pytest', 'watchfiles')))" \
    || [ pyproject.toml -nt .venv/.installed ]; then
   echo "bootstrap: installing smlocal[dev] into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
