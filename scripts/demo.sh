@@ -44,7 +44,7 @@ PY
 step "invoke"
 $SMLOCAL invoke "Somebody just left - guess who."
 $SMLOCAL invoke "The more you eat, the more you want."
-$SMLOCAL invoke "They drank the pub."
+$SMLOCAL invoke "Gave to book the Mary John."
 
 step "contract tests against the container"
 $SMLOCAL contract --target http://127.0.0.1:8080 --cases handlers/contract.yaml --wait 240
