@@ -9,18 +9,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harness.errors import CommandError
+
 # Tests and the fastest loop run offline; set before anything imports transformers (E8).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXIT_USAGE = 2
-
-
-class CommandError(Exception):
-    """A failure the user can act on: printed as one line, exit code `exit_code`."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def _cmd_data_cola(args: argparse.Namespace) -> int:
@@ -37,19 +31,17 @@ def _cmd_data_cola(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from harness.train import TrainError, run_process_training
+    from harness.train import run_process_training
 
-    try:
-        result = run_process_training(
-            data_dir=Path(args.data),
-            code_dir=Path(args.code),
-            entry_point=args.entry_point,
-            hyperparameters=dict(args.hyperparameter),
-            work_dir=Path(args.work_dir) if args.work_dir else None,
-            model_out=Path(args.model_out) if args.model_out else None,
-        )
-    except TrainError as exc:
-        raise CommandError(str(exc), exc.exit_code) from exc
+    # A TrainError is a CommandError: it reaches main() with its own exit code.
+    result = run_process_training(
+        data_dir=Path(args.data),
+        code_dir=Path(args.code),
+        entry_point=args.entry_point,
+        hyperparameters=dict(args.hyperparameter),
+        work_dir=Path(args.work_dir) if args.work_dir else None,
+        model_out=Path(args.model_out) if args.model_out else None,
+    )
     print(f"model:   {result.model_dir}")
     print(f"metrics: {result.metrics_file}")
     print(f"job:     {result.job_dir}")
@@ -80,12 +72,10 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
-    from harness.image import ImageError, build_image
+    from harness.image import build_image
 
-    try:
-        result = build_image(tag=args.tag, base_image=args.base_image, quiet=not args.verbose)
-    except ImageError as exc:
-        raise CommandError(str(exc), exc.exit_code) from exc
+    # An ImageError is a CommandError: it reaches main() with its own exit code.
+    result = build_image(tag=args.tag, base_image=args.base_image, quiet=not args.verbose)
     print(f"{result.tag}\t{result.size_bytes / 1e9:.2f} GB\ton {result.base_image}"
           f"\t{result.seconds:.1f} s")
     return 0

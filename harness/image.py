@@ -31,6 +31,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from harness.errors import CommandError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAG = "smlocal:latest"
 # What a user with a registry gets; the Dockerfile's own default.
@@ -50,12 +52,8 @@ PULL_TIMEOUT_S = 300.0
 Log = Callable[[str], None]
 
 
-class ImageError(Exception):
+class ImageError(CommandError):
     """A build failure the user can act on, said in one line."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)

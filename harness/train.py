@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from container.training.paths import TrainingPaths
+from harness.errors import CommandError
 
 # CSV files of a prepared data directory and the channel each one feeds.
 CHANNEL_FILES = {
@@ -25,10 +26,8 @@ CHANNEL_FILES = {
 REQUIRED_CHANNELS = ("training", "testing")
 
 
-class TrainError(Exception):
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class TrainError(CommandError):
+    """A job that could not be laid out (exit 2) or that failed (the runtime's exit code)."""
 
 
 @dataclass(frozen=True)
