@@ -4,6 +4,7 @@ parses arguments and turns known failures into an exit code and a one-line cause
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -145,6 +146,122 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_mode_root(args: argparse.Namespace) -> Path:
+    return Path(args.root)
+
+
+def _cmd_local_mode_fit(args: argparse.Namespace) -> int:
+    from harness.local_mode.state import LastFit, save_last_fit
+    from harness.local_mode.training import fit, read_metrics
+    from harness.train import sdk_value
+
+    root = _local_mode_root(args)
+    result = fit(
+        Path(args.data),
+        code_dir=Path(args.code),
+        entry_point=args.entry_point,
+        image=args.image,
+        instance_count=args.instance_count,
+        hyperparameters={key: sdk_value(value) for key, value in args.hyperparameter},
+        root=root,
+    )
+    save_last_fit(root, LastFit(job_name=result.job_name, model_data=str(result.model_data),
+                                output_data=str(result.output_data),
+                                instance_count=result.instance_count, wall_s=result.wall_s))
+    print(f"job:        {result.job_name} ({result.instance_count} host(s), "
+          f"{result.wall_s:.1f} s)")
+    print(f"model:      {result.model_data}")
+    print(f"output:     {result.output_data}")
+    metrics = read_metrics(result.output_data) or {}
+    for channel, scores in metrics.get("final", {}).items():
+        print(f"{channel + ':':<12}accuracy {scores['accuracy']:.4f}  MCC {scores['mcc']:.4f}")
+    return 0
+
+
+def _deploy_command(args: argparse.Namespace, model_data: Path) -> list[str]:
+    """The foreground deploy a detached one runs in the background."""
+    command = [sys.executable, "-m", "harness.cli", "local-mode", "deploy",
+               "--root", args.root, "--model-data", str(model_data.resolve()),
+               "--code", str(Path(args.code).resolve()), "--entry-point", args.entry_point,
+               "--image", args.image, "--port", str(args.port)]
+    if args.accelerator_type:
+        command += ["--accelerator-type", args.accelerator_type]
+    return command
+
+
+def _cmd_local_mode_deploy(args: argparse.Namespace) -> int:
+    from harness.local_mode.detached import start_detached, wait_for_termination
+    from harness.local_mode.endpoint import deploy
+    from harness.local_mode.errors import LocalModeError
+    from harness.local_mode.state import EndpointRecord, load_last_fit, save_endpoint
+
+    root = _local_mode_root(args)
+    if args.model_data:
+        model_data = Path(args.model_data)
+    elif (last := load_last_fit(root)) is not None:
+        model_data = Path(last.model_data)
+    else:
+        raise LocalModeError("no model: pass --model-data or run `smlocal local-mode fit` first",
+                             EXIT_USAGE)
+    if args.detach:
+        record = start_detached(_deploy_command(args, model_data), root)
+        print(f"endpoint {record.name} ready at http://127.0.0.1:{record.port} "
+              f"(pid {record.pid}, log {record.log}); `smlocal local-mode down` deletes it")
+        return 0
+    endpoint = deploy(model_data, code_dir=Path(args.code), entry_point=args.entry_point,
+                      image=args.image, port=args.port, accelerator_type=args.accelerator_type,
+                      root=root / "endpoint")
+    print(f"endpoint {endpoint.name} ready at {endpoint.url} in {endpoint.deploy_s:.1f} s",
+          flush=True)
+    if args.record:
+        save_endpoint(Path(args.record), EndpointRecord(
+            pid=os.getpid(), port=endpoint.port, name=endpoint.name,
+            log=str(Path(args.record).with_name("endpoint.log"))))
+    else:
+        print("Ctrl-C deletes it", flush=True)
+    try:
+        wait_for_termination()
+    finally:
+        endpoint.delete()
+    print(f"endpoint {endpoint.name} deleted", flush=True)
+    return 0
+
+
+def _cmd_local_mode_predict(args: argparse.Namespace) -> int:
+    from harness.local_mode.endpoint import DEFAULT_PORT, predict_json
+    from harness.local_mode.errors import LocalModeError
+    from harness.local_mode.state import ENDPOINT_FILE, load_endpoint
+    from harness.serving import describe_rows, logit_rows
+
+    record = load_endpoint(_local_mode_root(args) / ENDPOINT_FILE)
+    port = args.port or (record.port if record else DEFAULT_PORT)
+    # One sentence goes as the blog sends it (a JSON string), several as a JSON list.
+    data = args.sentences[0] if len(args.sentences) == 1 else args.sentences
+    result = predict_json(data, port=port, root=_local_mode_root(args) / "predict")
+    rows = logit_rows(result)
+    if rows is None:
+        raise LocalModeError(f"the endpoint answered {json.dumps(result)[:300]}, not a list of "
+                             "logit rows (the local SDK client ignores HTTP status codes, L7)")
+    for line in describe_rows(rows):
+        print(line)
+    return 0
+
+
+def _cmd_local_mode_down(args: argparse.Namespace) -> int:
+    from harness.local_mode.cleanup import remove_everything
+    from harness.local_mode.detached import stop_detached
+
+    record = stop_detached(_local_mode_root(args))
+    if record is not None:
+        print(f"endpoint {record.name} deleted (pid {record.pid})")
+    removed = remove_everything()
+    for name in removed.containers:
+        print(f"container {name} removed")
+    if removed.network:
+        print("network sagemaker-local removed")
+    return 0
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -245,6 +362,53 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--max-len", type=int, default=64,
                        help="sequence length of the tracing example (default 64)")
     trace.set_defaults(handler=_cmd_trace)
+
+    local_mode = commands.add_parser(
+        "local-mode", help="SageMaker SDK local mode with the smlocal image (offline)"
+    ).add_subparsers(dest="local_mode_command", required=True, metavar="STEP")
+    root_help = "where jobs, endpoint files and state go"
+    lm_fit = local_mode.add_parser("fit", help="PyTorch(...).fit() on 1 or more containers")
+    lm_fit.add_argument("--data", default=".smlocal/data/cola",
+                        help="prepared CSV files (`smlocal data cola`): one channel each")
+    lm_fit.add_argument("--code", default="handlers", help="source_dir")
+    lm_fit.add_argument("--entry-point", default="train.py")
+    lm_fit.add_argument("--instance-count", type=int, default=1, help="hosts (containers)")
+    lm_fit.add_argument("-H", "--hyperparameter", action="append", type=_key_value, default=[],
+                        metavar="KEY=VALUE", help="added to the blog's epochs=1, num_labels=2, "
+                        "backend=gloo (repeatable)")
+    lm_fit.add_argument("--image", default="smlocal:latest", help="image_uri")
+    lm_fit.add_argument("--root", default=".smlocal/local-mode", help=root_help)
+    lm_fit.set_defaults(handler=_cmd_local_mode_fit)
+
+    lm_deploy = local_mode.add_parser(
+        "deploy", help="deploy() a model; serves until Ctrl-C, or in the background with --detach"
+    )
+    lm_deploy.add_argument("--model-data", help="model.tar.gz (default: the last fit's)")
+    lm_deploy.add_argument("--code", default="handlers", help="source_dir")
+    lm_deploy.add_argument("--entry-point", default="inference.py")
+    lm_deploy.add_argument("--image", default="smlocal:latest", help="image_uri")
+    lm_deploy.add_argument("--port", type=int, default=8080, help="host port (all interfaces)")
+    lm_deploy.add_argument("--accelerator-type", help="local_sagemaker_notebook sets "
+                           "SAGEMAKER_INFERENCE_ACCELERATOR_PRESENT=true (S28)")
+    lm_deploy.add_argument("--detach", action="store_true",
+                           help="return once ready; `down` deletes the endpoint")
+    lm_deploy.add_argument("--record", help=argparse.SUPPRESS)  # set by --detach
+    lm_deploy.add_argument("--root", default=".smlocal/local-mode", help=root_help)
+    lm_deploy.set_defaults(handler=_cmd_local_mode_deploy)
+
+    lm_predict = local_mode.add_parser(
+        "predict", help="predictor.predict() with the JSON serializer and deserializer"
+    )
+    lm_predict.add_argument("sentences", nargs="+", metavar="SENTENCE")
+    lm_predict.add_argument("--port", type=int, help="default: the detached endpoint's, or 8080")
+    lm_predict.add_argument("--root", default=".smlocal/local-mode", help=root_help)
+    lm_predict.set_defaults(handler=_cmd_local_mode_predict)
+
+    lm_down = local_mode.add_parser(
+        "down", help="delete the endpoint; remove local-mode containers and the network"
+    )
+    lm_down.add_argument("--root", default=".smlocal/local-mode", help=root_help)
+    lm_down.set_defaults(handler=_cmd_local_mode_down)
 
     image = commands.add_parser("image", help="the smlocal Docker image").add_subparsers(
         dest="action", required=True, metavar="ACTION"

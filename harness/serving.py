@@ -153,13 +153,20 @@ def model_error_line(status_code: int, body: str) -> str:
     )
 
 
-def _logit_rows(payload: Any) -> list[list[float]] | None:
+def logit_rows(payload: Any) -> list[list[float]] | None:
     if isinstance(payload, list) and payload and all(
         isinstance(row, list) and row and all(isinstance(value, int | float) for value in row)
         for row in payload
     ):
         return [[float(value) for value in row] for row in payload]
     return None
+
+
+def describe_rows(rows: list[list[float]]) -> list[str]:
+    """One line per row: the logits and the predicted class (their argmax)."""
+    return [
+        f"logits: {row}  class: {max(range(len(row)), key=row.__getitem__)}" for row in rows
+    ]
 
 
 def _media_type(content_type: str) -> str:
@@ -184,7 +191,7 @@ def invoke(text: str, url: str, content_type: str, accept: str) -> int:
         _error("invoke", model_error_line(response.status_code, response.text))
         return 1
     try:
-        rows = _logit_rows(response.json())
+        rows = logit_rows(response.json())
     except ValueError:
         rows = None
     if rows is None:
@@ -195,7 +202,6 @@ def invoke(text: str, url: str, content_type: str, accept: str) -> int:
             file=sys.stderr,
         )
         return 0
-    for row in rows:
-        predicted = max(range(len(row)), key=row.__getitem__)
-        print(f"logits: {row}  class: {predicted}")
+    for line in describe_rows(rows):
+        print(line)
     return 0

@@ -24,6 +24,7 @@ CHANNEL_FILES = {
     "ood": "ood.csv",
 }
 REQUIRED_CHANNELS = ("training", "testing")
+FAILURE_LINE_CHARS = 300
 
 
 class TrainError(CommandError):
@@ -37,14 +38,23 @@ class TrainResult:
     metrics_file: Path
 
 
-def sdk_encode(value: str) -> str:
-    """A CLI value as the SDK would send it: JSON-encoded, after reading numbers, booleans and
-    JSON literals as such (`3` -> `3`, `gloo` -> `"gloo"`)."""
+def failure_line(text: str) -> str:
+    """A failure file (T11) as one line, short enough for a terminal."""
+    return " ".join(text.split())[:FAILURE_LINE_CHARS]
+
+
+def sdk_value(value: str) -> Any:
+    """A CLI value as a user would write it in the estimator's `hyperparameters`: numbers,
+    booleans and JSON literals as such (`3` -> 3, `true` -> True), anything else a string."""
     try:
-        decoded: Any = json.loads(value)
+        return json.loads(value)
     except json.JSONDecodeError:
-        decoded = value
-    return json.dumps(decoded)
+        return value
+
+
+def sdk_encode(value: str) -> str:
+    """A CLI value as the SDK sends it to the container: JSON-encoded (`gloo` -> `"gloo"`)."""
+    return json.dumps(sdk_value(value))
 
 
 def lay_out_job(
@@ -111,7 +121,7 @@ def run_process_training(
     if exit_code != 0:
         reason = "unknown (no failure file)"
         if paths.failure_file.is_file():
-            reason = " ".join(paths.failure_file.read_text().split())[:300]
+            reason = failure_line(paths.failure_file.read_text())
         raise TrainError(f"training failed: {reason} (see {paths.failure_file})", exit_code)
     if model_out is not None:
         shutil.copytree(paths.model_dir, model_out, dirs_exist_ok=True)
