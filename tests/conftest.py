@@ -14,6 +14,8 @@ from pathlib import Path
 
 # Before anything imports transformers (E8): tests never reach a hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Before anything imports the SageMaker SDK (L8): no v2 deprecation banner in every test run.
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 import pytest
 

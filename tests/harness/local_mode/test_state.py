@@ -1,0 +1,35 @@
+"""harness.local_mode.state: the records one local-mode command leaves for the next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.local_mode.state import (
+    ENDPOINT_FILE,
+    EndpointRecord,
+    LastFit,
+    load_endpoint,
+    load_last_fit,
+    save_endpoint,
+    save_last_fit,
+)
+
+
+def test_last_fit_round_trip(tmp_path: Path) -> None:
+    fit = LastFit(job_name="job", model_data="/m/model.tar.gz", output_data="/m/output.tar.gz",
+                  instance_count=2, wall_s=12.5)
+    save_last_fit(tmp_path / "root", fit)
+    assert load_last_fit(tmp_path / "root") == fit
+    assert [p.name for p in (tmp_path / "root").iterdir()] == ["last-fit.json"]
+
+
+def test_endpoint_record_round_trip(tmp_path: Path) -> None:
+    record = EndpointRecord(pid=123, port=8081, name="ep", log="/x/endpoint.log")
+    save_endpoint(tmp_path / ENDPOINT_FILE, record)
+    assert load_endpoint(tmp_path / ENDPOINT_FILE) == record
+
+
+def test_missing_or_torn_records_read_as_none(tmp_path: Path) -> None:
+    assert load_last_fit(tmp_path) is None
+    (tmp_path / ENDPOINT_FILE).write_text('{"pid": 1, "po')
+    assert load_endpoint(tmp_path / ENDPOINT_FILE) is None
