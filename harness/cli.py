@@ -181,7 +181,7 @@ def _cmd_local_mode_fit(args: argparse.Namespace) -> int:
 def _deploy_command(args: argparse.Namespace, model_data: Path) -> list[str]:
     """The foreground deploy a detached one runs in the background."""
     command = [sys.executable, "-m", "harness.cli", "local-mode", "deploy",
-               "--root", args.root, "--model-data", str(model_data.resolve()),
+               "--root", str(Path(args.root).resolve()), "--model-data", str(model_data.resolve()),
                "--code", str(Path(args.code).resolve()), "--entry-point", args.entry_point,
                "--image", args.image, "--port", str(args.port)]
     if args.accelerator_type:
@@ -190,10 +190,16 @@ def _deploy_command(args: argparse.Namespace, model_data: Path) -> list[str]:
 
 
 def _cmd_local_mode_deploy(args: argparse.Namespace) -> int:
-    from harness.local_mode.detached import start_detached, wait_for_termination
+    from harness.local_mode.detached import (
+        LOG_FILE,
+        recorded,
+        refuse_if_running,
+        start_detached,
+        wait_for_termination,
+    )
     from harness.local_mode.endpoint import deploy
     from harness.local_mode.errors import LocalModeError
-    from harness.local_mode.state import EndpointRecord, load_last_fit, save_endpoint
+    from harness.local_mode.state import EndpointRecord, load_last_fit
 
     root = _local_mode_root(args)
     if args.model_data:
@@ -206,21 +212,19 @@ def _cmd_local_mode_deploy(args: argparse.Namespace) -> int:
     if args.detach:
         record = start_detached(_deploy_command(args, model_data), root)
         print(f"endpoint {record.name} ready at http://127.0.0.1:{record.port} "
-              f"(pid {record.pid}, log {record.log}); `smlocal local-mode down` deletes it")
+              f"(pid {record.pid}, log {root / LOG_FILE}); `smlocal local-mode down` deletes it")
         return 0
+    refuse_if_running(root)
     endpoint = deploy(model_data, code_dir=Path(args.code), entry_point=args.entry_point,
                       image=args.image, port=args.port, accelerator_type=args.accelerator_type,
                       root=root / "endpoint")
-    print(f"endpoint {endpoint.name} ready at {endpoint.url} in {endpoint.deploy_s:.1f} s",
-          flush=True)
-    if args.record:
-        save_endpoint(Path(args.record), EndpointRecord(
-            pid=os.getpid(), port=endpoint.port, name=endpoint.name,
-            log=str(Path(args.record).with_name("endpoint.log"))))
-    else:
-        print("Ctrl-C deletes it", flush=True)
+    record = EndpointRecord(pid=os.getpid(), port=endpoint.port, name=endpoint.name)
     try:
-        wait_for_termination()
+        with recorded(root, record):
+            print(f"endpoint {endpoint.name} ready at {endpoint.url} in "
+                  f"{endpoint.deploy_s:.1f} s; Ctrl-C or `smlocal local-mode down` deletes it",
+                  flush=True)
+            wait_for_termination()
     finally:
         endpoint.delete()
     print(f"endpoint {endpoint.name} deleted", flush=True)
@@ -249,9 +253,9 @@ def _cmd_local_mode_predict(args: argparse.Namespace) -> int:
 
 def _cmd_local_mode_down(args: argparse.Namespace) -> int:
     from harness.local_mode.cleanup import remove_everything
-    from harness.local_mode.detached import stop_detached
+    from harness.local_mode.detached import stop_endpoint
 
-    record = stop_detached(_local_mode_root(args))
+    record = stop_endpoint(_local_mode_root(args))
     if record is not None:
         print(f"endpoint {record.name} deleted (pid {record.pid})")
     removed = remove_everything()
@@ -392,7 +396,6 @@ def build_parser() -> argparse.ArgumentParser:
                            "SAGEMAKER_INFERENCE_ACCELERATOR_PRESENT=true (S28)")
     lm_deploy.add_argument("--detach", action="store_true",
                            help="return once ready; `down` deletes the endpoint")
-    lm_deploy.add_argument("--record", help=argparse.SUPPRESS)  # set by --detach
     lm_deploy.add_argument("--root", default=".smlocal/local-mode", help=root_help)
     lm_deploy.set_defaults(handler=_cmd_local_mode_deploy)
 

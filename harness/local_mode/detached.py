@@ -9,15 +9,16 @@ which it deletes the endpoint through the SDK, as a foreground deploy does on Ct
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness.local_mode.errors import LocalModeError
-from harness.local_mode.state import ENDPOINT_FILE, EndpointRecord, load_endpoint
+from harness.local_mode.state import ENDPOINT_FILE, EndpointRecord, load_endpoint, save_endpoint
 
 READY_TIMEOUT_S = 240.0  # the SDK itself gives up after about 115 s (L6)
 STOP_TIMEOUT_S = 30.0
@@ -60,10 +61,8 @@ def _terminate(pid: int, timeout_s: float) -> None:
         time.sleep(POLL_S)
 
 
-def start_detached(deploy_command: Sequence[str], root: Path,
-                   timeout_s: float = READY_TIMEOUT_S) -> EndpointRecord:
-    """Run `deploy_command` (a foreground deploy that takes `--record PATH`) in the background;
-    return its record once the endpoint answers."""
+def refuse_if_running(root: Path) -> None:
+    """One endpoint per root: refuse while the recorded holder lives; forget a dead one's."""
     record_path = root / ENDPOINT_FILE
     running = load_endpoint(record_path)
     if running is not None and process_alive(running.pid):
@@ -72,16 +71,35 @@ def start_detached(deploy_command: Sequence[str], root: Path,
             f"(pid {running.pid}); run `smlocal local-mode down` first", 2
         )
     record_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def recorded(root: Path, record: EndpointRecord) -> Iterator[None]:
+    """Record the endpoint this process holds, for `predict` and `down`, while it holds it."""
+    record_path = root / ENDPOINT_FILE
+    save_endpoint(record_path, record)
+    try:
+        yield
+    finally:
+        current = load_endpoint(record_path)
+        if current is not None and current.pid == record.pid:
+            record_path.unlink(missing_ok=True)
+
+
+def start_detached(deploy_command: Sequence[str], root: Path,
+                   timeout_s: float = READY_TIMEOUT_S) -> EndpointRecord:
+    """Run `deploy_command` (a foreground deploy that records itself under `root`) in the
+    background; return its record once the endpoint answers."""
+    refuse_if_running(root)
     root.mkdir(parents=True, exist_ok=True)
     log = root / LOG_FILE
     with log.open("wb") as output:
         child = subprocess.Popen(
-            [*deploy_command, "--record", str(record_path)],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            deploy_command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in this terminal must not reach it
         )
     deadline = time.monotonic() + timeout_s
-    while (record := load_endpoint(record_path)) is None:
+    while (record := load_endpoint(root / ENDPOINT_FILE)) is None or record.pid != child.pid:
         code = child.poll()
         if code is not None:
             raise LocalModeError(f"deploy failed (exit {code}): {_last_line(log)} (log: {log})")
@@ -92,8 +110,9 @@ def start_detached(deploy_command: Sequence[str], root: Path,
     return record
 
 
-def stop_detached(root: Path, timeout_s: float = STOP_TIMEOUT_S) -> EndpointRecord | None:
-    """Stop the endpoint a detached deploy holds, if any; return its record."""
+def stop_endpoint(root: Path, timeout_s: float = STOP_TIMEOUT_S) -> EndpointRecord | None:
+    """Stop the endpoint recorded under `root` (detached or in another terminal), if any:
+    SIGTERM makes its holder delete it through the SDK. Return its record."""
     record_path = root / ENDPOINT_FILE
     record = load_endpoint(record_path)
     if record is None:

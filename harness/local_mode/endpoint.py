@@ -82,9 +82,10 @@ def deploy(
     accelerator_type: str | None = None,
     environment: Mapping[str, str] | None = None,
     root: Path,
+    wait: bool = False,
 ) -> LocalEndpoint:
     """Serve `model_data` (a model.tar.gz) with `entry_point` from `code_dir` on one local
-    container; return when `/ping` answers 200."""
+    container; return when `/ping` answers 200 (`wait=True`: the SDK's default, 30 s later)."""
     if not model_data.is_file():
         raise LocalModeError(f"model archive {model_data} not found (run fit first)", 2)
     if not (code_dir / entry_point).is_file():
@@ -115,7 +116,7 @@ def deploy(
             instance_type="local",
             accelerator_type=accelerator_type,
             endpoint_name=endpoint_name,
-            wait=False,
+            wait=wait,
         )
     except BaseException as exc:  # "Giving up, endpoint didn't launch correctly", Ctrl-C ...
         # The SDK registers the endpoint before starting it, and its compose thread keeps this

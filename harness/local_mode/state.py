@@ -27,7 +27,6 @@ class EndpointRecord:
     pid: int  # the `deploy` process that holds the endpoint; SIGTERM deletes it
     port: int
     name: str
-    log: str
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

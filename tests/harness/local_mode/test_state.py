@@ -24,7 +24,7 @@ def test_last_fit_round_trip(tmp_path: Path) -> None:
 
 
 def test_endpoint_record_round_trip(tmp_path: Path) -> None:
-    record = EndpointRecord(pid=123, port=8081, name="ep", log="/x/endpoint.log")
+    record = EndpointRecord(pid=123, port=8081, name="ep")
     save_endpoint(tmp_path / ENDPOINT_FILE, record)
     assert load_endpoint(tmp_path / ENDPOINT_FILE) == record
 
