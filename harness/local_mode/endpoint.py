@@ -9,6 +9,7 @@ endpoint is ready when `deploy()` returns, because the SDK's own ping already su
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import time
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ class LocalEndpoint:
     predictor: Any  # sagemaker.predictor.Predictor
     port: int
     deploy_s: float
+    staging: Path  # the copy of model.tar.gz the SDK repacked
+
 
     @property
     def url(self) -> str:
@@ -60,6 +63,7 @@ class LocalEndpoint:
         self.predictor.delete_endpoint(delete_endpoint_config=True)
         remove_exited_containers()
         remove_network_if_unused()
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def json_predictor(endpoint_name: str, session: Any) -> Any:
@@ -96,8 +100,16 @@ def deploy(
 
     from sagemaker.pytorch import PyTorchModel
 
+    endpoint_name = new_job_name("smlocal-endpoint")
+    started = time.perf_counter()
+    # With local code the SDK repacks a file:// model.tar.gz in place, adding code/ (a crash
+    # mid-write would corrupt it): it gets a copy, and the trained artifact stays as it was.
+    staging = (root / "models" / endpoint_name).resolve()
+    staging.mkdir(parents=True)
+    staged_model = staging / "model.tar.gz"
+    shutil.copyfile(model_data, staged_model)
     model = PyTorchModel(
-        model_data=f"file://{model_data.resolve()}",
+        model_data=f"file://{staged_model}",
         image_uri=image,
         role=ROLE,
         entry_point=entry_point,
@@ -108,8 +120,6 @@ def deploy(
         env=dict(environment or {}),
         sagemaker_session=session,
     )
-    endpoint_name = new_job_name("smlocal-endpoint")
-    started = time.perf_counter()
     try:
         model.deploy(
             initial_instance_count=1,
@@ -124,11 +134,12 @@ def deploy(
         session.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
         remove_exited_containers()
         remove_network_if_unused()
+        shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, Exception):
             raise LocalModeError(f"the local endpoint did not start: {exc}") from exc
         raise
     return LocalEndpoint(predictor=json_predictor(endpoint_name, session), port=port,
-                         deploy_s=time.perf_counter() - started)
+                         deploy_s=time.perf_counter() - started, staging=staging)
 
 
 def refuse_busy_port(port: int) -> None:

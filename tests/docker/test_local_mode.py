@@ -1,8 +1,9 @@
 """SageMaker SDK local mode against the smlocal image (issue 5; L1-L11, T11-T14): the blog's
 fit -> deploy -> predict -> delete, on two hosts, offline, with the real SDK and Docker engine.
 
-Every step runs under a NetworkGuard: any connection or name lookup from this process beyond
-loopback, the Docker socket and Docker's networks fails the test.
+Every in-process step runs under a NetworkGuard: any connection or name lookup from this process
+beyond loopback, the Docker socket and Docker's networks fails the test. (The CLI test's
+subprocesses, and the docker clients the SDK runs, are outside its reach.)
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def test_l1_l4_t12_t14_two_hosts_train_one_model_in_sync(two_host_fit: GuardedFi
 def test_l5_l7_deploy_predict_delete_offline(two_host_fit: GuardedFit, smlocal_image: str,
                                               tools: SimpleNamespace, tmp_path: Path) -> None:
     port = tools.free_port()
+    trained = two_host_fit.result.model_data.read_bytes()
     with NetworkGuard() as guard:
         endpoint = deploy(two_host_fit.result.model_data, code_dir=tools.handlers,
                           image=smlocal_image, port=port, root=tmp_path / "endpoint")
@@ -111,6 +113,9 @@ def test_l5_l7_deploy_predict_delete_offline(two_host_fit: GuardedFit, smlocal_i
             endpoint.delete()
     guard.assert_offline()
     assert any(a.target.endswith(f":{port}") for a in guard.allowed), "it went over loopback"
+    # The SDK repacks a local model.tar.gz in place: deploy() gives it a copy.
+    assert two_host_fit.result.model_data.read_bytes() == trained
+    assert not endpoint.staging.exists()
     assert np.asarray(result).shape == (1, 2)
     assert np.argmax(result, axis=1).tolist() in ([0], [1])
     model_dir = tmp_path / "model"
