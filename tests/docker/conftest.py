@@ -107,6 +107,21 @@ def invoke(base_url: str, sentences: Sequence[str]) -> list[list[float]]:
     return logits
 
 
+def eager_logits(model_dir: Path, sentences: Sequence[str]) -> list[list[float]]:
+    """The reference every served answer is held to: the eager model, in this process, with
+    the handlers' tokenization (truncation at 64, padding to the longest)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoded = tokenizer(list(sentences), truncation=True, max_length=64, padding="longest",
+                        return_tensors="pt")
+    with torch.no_grad():
+        logits: list[list[float]] = model(**encoded).logits.tolist()
+    return logits
+
+
 class Containers:
     """`docker run -d` with a unique name; everything started is removed at teardown."""
 
@@ -151,6 +166,7 @@ def tools() -> SimpleNamespace:
     return SimpleNamespace(
         root=ROOT, handlers=HANDLERS, sentences=SENTENCES, docker=docker, http=http,
         free_port=free_port, wait_for_ping=wait_for_ping, invoke=invoke,
+        eager_logits=eager_logits,
         lay_out_quick_job=lay_out_quick_job, quick_hyperparameters=QUICK_HYPERPARAMETERS,
     )
 

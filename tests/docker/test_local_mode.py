@@ -49,19 +49,6 @@ def assert_nothing_left() -> None:
     assert NETWORK not in networks
 
 
-def eager_logits(model_dir: Path, sentences: list[str]) -> list[list[float]]:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoded = tokenizer(sentences, truncation=True, max_length=64, padding="longest",
-                        return_tensors="pt")
-    with torch.no_grad():
-        logits: list[list[float]] = model(**encoded).logits.tolist()
-    return logits
-
-
 def run_fit(**kwargs: object) -> GuardedFit:
     streamed = io.StringIO()
     with NetworkGuard() as guard, contextlib.redirect_stdout(streamed):
@@ -121,7 +108,7 @@ def test_l5_l7_deploy_predict_delete_offline(two_host_fit: GuardedFit, smlocal_i
     model_dir = tmp_path / "model"
     with tarfile.open(two_host_fit.result.model_data) as archive:
         archive.extractall(model_dir, filter="data")
-    expected = eager_logits(model_dir, list(tools.sentences))
+    expected = tools.eager_logits(model_dir, tools.sentences)
     assert np.asarray(rows).shape == (len(tools.sentences), 2)
     np.testing.assert_allclose(rows, expected, atol=1e-4)
     assert_nothing_left()
@@ -205,7 +192,7 @@ def test_s28_sdk_serves_the_traced_archive_with_the_local_accelerator(
         finally:
             endpoint.delete()
     guard.assert_offline()
-    np.testing.assert_allclose(rows, eager_logits(bert_model_dir, list(tools.sentences)),
+    np.testing.assert_allclose(rows, tools.eager_logits(bert_model_dir, tools.sentences),
                                atol=1e-4)
     streamed = capfd.readouterr().out
     assert "SAGEMAKER_INFERENCE_ACCELERATOR_PRESENT=true" in streamed

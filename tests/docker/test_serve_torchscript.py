@@ -10,19 +10,6 @@ import pytest
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-def _eager_logits(model_dir: Path, sentences: list[str]) -> list[list[float]]:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoded = tokenizer(sentences, truncation=True, max_length=64, padding="longest",
-                        return_tensors="pt")
-    with torch.no_grad():
-        logits: list[list[float]] = model(**encoded).logits.tolist()
-    return logits
-
-
 def test_s21_s28_the_container_serves_the_traced_model_on_the_cpu_with_the_ei_flag_set(
     containers, tools, torchscript_model_dir: Path, bert_model_dir: Path
 ) -> None:
@@ -37,7 +24,7 @@ def test_s21_s28_the_container_serves_the_traced_model_on_the_cpu_with_the_ei_fl
     assert statuses[-1] == 200, containers.logs(name)[-3000:]
     sentences = list(tools.sentences)
     served = tools.invoke(url, sentences)
-    for got, expected in zip(served, _eager_logits(bert_model_dir, sentences), strict=True):
+    for got, expected in zip(served, tools.eager_logits(bert_model_dir, sentences), strict=True):
         assert got == pytest.approx(expected, abs=1e-4)
     # Stock torch in the image has no EI target: the handler says so and stays on the CPU.
     logs = containers.logs(name)
