@@ -33,6 +33,10 @@ BLOG_SENTENCE = "Somebody just left - guess who."
 # Two containers share this machine's cores: one thread each, one epoch of the small subset.
 FAST = {"num-threads": 1, "patience": 0, "test-batch-size": 64}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Statuses and shapes, true of any classifier: the small subset's one epoch learns little.
+ANY_MODEL_CONTRACT = (
+    Path(__file__).resolve().parents[1] / "harness" / "testing" / "cola_any_model.yaml"
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def test_t11_a_failing_script_fails_fit_with_its_error(smlocal_image: str, small
     assert_nothing_left()
 
 
-def test_cli_deploy_detached_predict_down(two_host_fit: GuardedFit, smlocal_image: str,
+def test_cli_deploy_detached_predict_contract_down(two_host_fit: GuardedFit, smlocal_image: str,
                                           tools: SimpleNamespace, tmp_path: Path) -> None:
     root, port = tmp_path / "root", tools.free_port()
 
@@ -164,6 +168,12 @@ def test_cli_deploy_detached_predict_down(two_host_fit: GuardedFit, smlocal_imag
         assert predicted.returncode == 0, predicted.stderr[-2000:]
         lines = predicted.stdout.strip().splitlines()
         assert len(lines) == 2 and all(re.search(r"class: [01]$", line) for line in lines)
+        # One contract suite, any target: the SDK-deployed endpoint keeps the serving contract.
+        contract = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "contract", "--target",
+             f"http://127.0.0.1:{port}", "--cases", str(ANY_MODEL_CONTRACT)],
+            capture_output=True, text=True, timeout=300, check=False)
+        assert contract.returncode == 0, contract.stdout[-3000:] + contract.stderr[-2000:]
         assert len(local_mode_containers(include_running=True)) == 1
     finally:
         down = smlocal("down")
