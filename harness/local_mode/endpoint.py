@@ -28,6 +28,7 @@ from harness.local_mode.session import (
     offline_session,
 )
 from harness.local_mode.training import new_job_name
+from harness.local_mode.watch import run_watching
 
 DEFAULT_PORT = 8080
 # S28: SDK local mode sets SAGEMAKER_INFERENCE_ACCELERATOR_PRESENT=true for this accelerator.
@@ -121,20 +122,22 @@ def deploy(
         sagemaker_session=session,
     )
     try:
-        model.deploy(
+        run_watching(lambda: model.deploy(
             initial_instance_count=1,
             instance_type="local",
             accelerator_type=accelerator_type,
             endpoint_name=endpoint_name,
             wait=wait,
-        )
-    except BaseException as exc:  # "Giving up, endpoint didn't launch correctly", Ctrl-C ...
+        ), port)
+    except BaseException as exc:  # a failed load, "Giving up, endpoint didn't ...", Ctrl-C ...
         # The SDK registers the endpoint before starting it, and its compose thread keeps this
         # process alive until the endpoint is stopped: stop it on every way out.
         session.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
         remove_exited_containers()
         remove_network_if_unused()
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, LocalModeError):
+            raise
         if isinstance(exc, Exception):
             raise LocalModeError(f"the local endpoint did not start: {exc}") from exc
         raise

@@ -145,6 +145,25 @@ def test_t11_a_failing_script_fails_fit_with_its_error(smlocal_image: str, small
     assert_nothing_left()
 
 
+def test_s2_a_handler_that_cannot_load_fails_deploy_fast_with_its_error(
+    two_host_fit: GuardedFit, smlocal_image: str, tools: SimpleNamespace, tmp_path: Path
+) -> None:
+    """Not the SDK's "Giving up, endpoint didn't launch correctly" after about 115 s (L6): the
+    image reports the failed load (503 on /invocations) and deploy() stops there."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(
+        "def model_fn(model_dir):\n"
+        "    raise ValueError('no weights in ' + model_dir)\n"
+    )
+    with pytest.raises(LocalModeError) as raised:
+        deploy(two_host_fit.result.model_data, code_dir=code, image=smlocal_image,
+               port=tools.free_port(), root=tmp_path / "endpoint")
+    assert str(raised.value) == "the model failed to load: ValueError: no weights in /opt/ml/model"
+    assert_nothing_left()
+    assert not any((tmp_path / "endpoint" / "models").iterdir()), "the staged copy is gone"
+
+
 def test_cli_deploy_detached_predict_contract_down(two_host_fit: GuardedFit, smlocal_image: str,
                                           tools: SimpleNamespace, tmp_path: Path) -> None:
     root, port = tmp_path / "root", tools.free_port()
