@@ -49,7 +49,8 @@ class FitResult:
 
 
 def new_job_name(prefix: str = "smlocal") -> str:
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    """Unique per call (32 random bits beside the second) and a valid SageMaker name."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 def lay_out_channels(data_dir: Path, target: Path) -> dict[str, Path]:
