@@ -199,9 +199,9 @@ def test_cli_deploy_detached_predict_contract_down(two_host_fit: GuardedFit, sml
     assert down.returncode == 0, down.stderr
     assert "deleted" in down.stdout
     assert_nothing_left()
-    gone = smlocal("predict", BLOG_SENTENCE)
+    gone = smlocal("predict", BLOG_SENTENCE, "--port", str(port))
     assert gone.returncode == 1
-    assert gone.stderr.count("\n") == 1 and "no endpoint answers on port 8080" in gone.stderr
+    assert gone.stderr.count("\n") == 1 and f"no endpoint answers on port {port}" in gone.stderr
 
 
 @pytest.mark.slow
