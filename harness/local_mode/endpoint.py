@@ -96,8 +96,7 @@ def deploy(
     if not (code_dir / entry_point).is_file():
         raise LocalModeError(f"entry point {code_dir / entry_point} not found", 2)
     refuse_busy_port(port)
-    session = offline_session(root)
-    session.config = {"local": {**session.config["local"], "serving_port": port}}
+    session = offline_session(root, serving_port=port)
 
     from sagemaker.pytorch import PyTorchModel
 
@@ -165,8 +164,7 @@ def predict_json(data: Any, *, port: int, root: Path) -> Any:
     runtime client posts to the port and ignores the endpoint name (L7)."""
     import urllib3
 
-    session = offline_session(root)
-    session.config = {"local": {**session.config["local"], "serving_port": port}}
+    session = offline_session(root, serving_port=port)
     try:
         return json_predictor("local-endpoint", session).predict(data)
     except urllib3.exceptions.HTTPError as exc:

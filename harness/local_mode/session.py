@@ -9,6 +9,7 @@ the local-mode config that keeps every artifact under one root directory (L11).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -54,9 +55,10 @@ def prepare_process() -> None:
             logger.setLevel(logging.ERROR)
 
 
-def offline_session(root: Path) -> Any:
+def offline_session(root: Path, serving_port: int | None = None) -> Any:
     """A `sagemaker.local.LocalSession` whose containers, compose files and artifacts all live
-    under `root` (L11), with local code (the source dir is mounted, never uploaded)."""
+    under `root` (L11), with local code (the source dir is mounted, never uploaded), and whose
+    endpoints listen on `serving_port` (the SDK's default: 8080)."""
     prepare_process()
     import boto3
     from sagemaker.local import LocalSession
@@ -67,6 +69,10 @@ def offline_session(root: Path) -> Any:
         aws_secret_access_key=DUMMY_SECRET_KEY,
         region_name=REGION,
     )
-    session = LocalSession(boto_session=boto_session, sagemaker_config=SDK_CONFIG)
-    session.config = {"local": {"local_code": True, "container_root": str(root.resolve())}}
+    session = LocalSession(boto_session=boto_session, sagemaker_config=copy.deepcopy(SDK_CONFIG))
+    local: dict[str, Any] = {"local_code": True, "container_root": str(root.resolve())}
+    if serving_port is not None:
+        local["serving_port"] = serving_port
+    # The setter also points the session's runtime client (predict) at the port.
+    session.config = {"local": local}
     return session

@@ -164,8 +164,9 @@ def test_s2_a_handler_that_cannot_load_fails_deploy_fast_with_its_error(
     assert not any((tmp_path / "endpoint" / "models").iterdir()), "the staged copy is gone"
 
 
-def test_cli_deploy_detached_predict_contract_down(two_host_fit: GuardedFit, smlocal_image: str,
-                                          tools: SimpleNamespace, tmp_path: Path) -> None:
+def test_l4_l5_cli_deploy_detached_predict_contract_down(
+    two_host_fit: GuardedFit, smlocal_image: str, tools: SimpleNamespace, tmp_path: Path
+) -> None:
     root, port = tmp_path / "root", tools.free_port()
 
     def smlocal(*args: str) -> subprocess.CompletedProcess[str]:

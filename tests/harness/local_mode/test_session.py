@@ -18,7 +18,7 @@ from harness.testing.network_guard import NetworkGuard
 pytestmark = pytest.mark.sdk
 
 
-def test_the_session_is_offline_and_rooted(tmp_path: Path) -> None:
+def test_l8_l11_the_session_is_offline_and_rooted(tmp_path: Path) -> None:
     with NetworkGuard() as guard:
         session = offline_session(tmp_path / "root")
     guard.assert_offline()
@@ -34,7 +34,7 @@ def test_the_session_is_offline_and_rooted(tmp_path: Path) -> None:
     assert session.boto_region_name == REGION
 
 
-def test_telemetry_is_opted_out(tmp_path: Path) -> None:
+def test_l8_telemetry_is_opted_out(tmp_path: Path) -> None:
     """L8: the SDK's own decorator resolves the opt-out from the session's config."""
     from sagemaker.config.config_schema import TELEMETRY_OPT_OUT_PATH
     from sagemaker.utils import resolve_value_from_config
@@ -45,7 +45,7 @@ def test_telemetry_is_opted_out(tmp_path: Path) -> None:
                                      sagemaker_session=session) is True
 
 
-def test_prepare_process_keeps_the_users_values(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_l8_prepare_process_keeps_the_users_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.delenv("AWS_EC2_METADATA_DISABLED", raising=False)
     prepare_process()
@@ -53,3 +53,9 @@ def test_prepare_process_keeps_the_users_values(monkeypatch: pytest.MonkeyPatch)
 
     assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
+
+
+def test_l5_the_serving_port_reaches_the_runtime_client(tmp_path: Path) -> None:
+    session = offline_session(tmp_path, serving_port=18123)
+    assert session.config["local"]["serving_port"] == 18123
+    assert session.sagemaker_runtime_client.serving_port == 18123
