@@ -3,15 +3,11 @@ on their own, and behind the serving app exactly as an endpoint runs them."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import numpy as np
 import pytest
 import torch
@@ -102,33 +98,11 @@ def test_predict_fn_returns_logits_without_gradients(inference, model):
     torch.testing.assert_close(logits, expected)
 
 
-@asynccontextmanager
-async def endpoint(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The serving app with handlers/ as the code directory, as in model.tar.gz's code/."""
-    from container.serving.app import create_app
-    from container.serving.runtime import ModelState, ServingRuntime
-    from container.serving.settings import ServingSettings
-
-    settings = ServingSettings.from_environ({}, model_dir=model_dir, code_dir=HANDLERS)
-    runtime = ServingRuntime(settings)
-    app = create_app(settings, runtime)
-    async with app.router.lifespan_context(app):
-        assert await asyncio.wait_for(runtime.wait_settled(), 120) is ModelState.READY
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://endpoint") as client:
-            yield client
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
-async def test_endpoint_answers_logits_whose_argmax_is_the_class(bert_model_dir):
+async def test_endpoint_answers_logits_whose_argmax_is_the_class(bert_model_dir, serving_client):
     sentences = ["Somebody just left - guess who.", "They caused him to become angry.",
                  "Him would have been fired."]
-    async with endpoint(bert_model_dir) as client:
+    async with serving_client(bert_model_dir, HANDLERS) as client:
         one = await client.post("/invocations", json=sentences[0])
         many = await client.post("/invocations", json=sentences)
         unsupported = await client.post(

@@ -4,17 +4,14 @@ with logits equal to the eager model's."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 import torch
 
@@ -149,35 +146,12 @@ def test_model_fn_without_model_pt_says_how_to_make_it(handler, bert_model_dir):
         handler.model_fn(str(bert_model_dir))
 
 
-@asynccontextmanager
-async def endpoint(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The serving app on the unpacked archive: code/ and SAGEMAKER_PROGRAM as SageMaker's."""
-    from container.serving.app import create_app
-    from container.serving.runtime import ModelState, ServingRuntime
-    from container.serving.settings import ServingSettings
-
-    settings = ServingSettings.from_environ(
-        {"SAGEMAKER_PROGRAM": "inference_torchscript.py"}, model_dir=model_dir,
-        code_dir=model_dir / "code")
-    runtime = ServingRuntime(settings)
-    app = create_app(settings, runtime)
-    async with app.router.lifespan_context(app):
-        assert await asyncio.wait_for(runtime.wait_settled(), 120) is ModelState.READY
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://endpoint") as client:
-            yield client
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_archive_served_in_process_answers_the_eager_logits(
-    torchscript_model_dir, eager_logits
+    torchscript_model_dir, eager_logits, serving_client
 ):
-    async with endpoint(torchscript_model_dir) as client:
+    async with serving_client(torchscript_model_dir, torchscript_model_dir / "code",
+                              {"SAGEMAKER_PROGRAM": "inference_torchscript.py"}) as client:
         many = await client.post("/invocations", json=SENTENCES)
         one = await client.post("/invocations", json=SENTENCES[0])
         unsupported = await client.post("/invocations", content="x",
