@@ -146,16 +146,12 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_mode_root(args: argparse.Namespace) -> Path:
-    return Path(args.root)
-
-
 def _cmd_local_mode_fit(args: argparse.Namespace) -> int:
     from harness.local_mode.state import LastFit, save_last_fit
     from harness.local_mode.training import fit, read_metrics
     from harness.train import sdk_value
 
-    root = _local_mode_root(args)
+    root = Path(args.root)
     result = fit(
         Path(args.data),
         code_dir=Path(args.code),
@@ -166,8 +162,7 @@ def _cmd_local_mode_fit(args: argparse.Namespace) -> int:
         root=root,
     )
     save_last_fit(root, LastFit(job_name=result.job_name, model_data=str(result.model_data),
-                                output_data=str(result.output_data),
-                                instance_count=result.instance_count, wall_s=result.wall_s))
+                                output_data=str(result.output_data)))
     print(f"job:        {result.job_name} ({result.instance_count} host(s), "
           f"{result.wall_s:.1f} s)")
     print(f"model:      {result.model_data}")
@@ -201,7 +196,7 @@ def _cmd_local_mode_deploy(args: argparse.Namespace) -> int:
     from harness.local_mode.errors import LocalModeError
     from harness.local_mode.state import EndpointRecord, load_last_fit
 
-    root = _local_mode_root(args)
+    root = Path(args.root)
     if args.model_data:
         model_data = Path(args.model_data)
     elif (last := load_last_fit(root)) is not None:
@@ -237,11 +232,11 @@ def _cmd_local_mode_predict(args: argparse.Namespace) -> int:
     from harness.local_mode.state import ENDPOINT_FILE, load_endpoint
     from harness.serving import describe_rows, logit_rows
 
-    record = load_endpoint(_local_mode_root(args) / ENDPOINT_FILE)
+    record = load_endpoint(Path(args.root) / ENDPOINT_FILE)
     port = args.port or (record.port if record else DEFAULT_PORT)
     # One sentence goes as the blog sends it (a JSON string), several as a JSON list.
     data = args.sentences[0] if len(args.sentences) == 1 else args.sentences
-    result = predict_json(data, port=port, root=_local_mode_root(args) / "predict")
+    result = predict_json(data, port=port, root=Path(args.root) / "predict")
     rows = logit_rows(result)
     if rows is None:
         raise LocalModeError(f"the endpoint answered {json.dumps(result)[:300]}, not a list of "
@@ -255,7 +250,7 @@ def _cmd_local_mode_down(args: argparse.Namespace) -> int:
     from harness.local_mode.cleanup import remove_everything
     from harness.local_mode.detached import stop_endpoint
 
-    record = stop_endpoint(_local_mode_root(args))
+    record = stop_endpoint(Path(args.root))
     if record is not None:
         print(f"endpoint {record.name} deleted (pid {record.pid})")
     removed = remove_everything()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 LAST_FIT_FILE = "last-fit.json"
 ENDPOINT_FILE = "endpoint.json"
@@ -18,8 +18,6 @@ class LastFit:
     job_name: str
     model_data: str
     output_data: str
-    instance_count: int
-    wall_s: float
 
 
 @dataclass(frozen=True)
@@ -27,6 +25,9 @@ class EndpointRecord:
     pid: int  # the `deploy` process that holds the endpoint; SIGTERM deletes it
     port: int
     name: str
+
+
+Record = TypeVar("Record", "LastFit", "EndpointRecord")
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
@@ -37,12 +38,14 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _read(path: Path, record: type[Record]) -> Record | None:
+    """The record in `path`; None when it is missing, torn, or not this record (another
+    version's file is ignored, as if absent)."""
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+        return record(**{f.name: data[f.name] for f in fields(record)})
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         return None
-    return data
 
 
 def save_last_fit(root: Path, fit: LastFit) -> None:
@@ -50,8 +53,7 @@ def save_last_fit(root: Path, fit: LastFit) -> None:
 
 
 def load_last_fit(root: Path) -> LastFit | None:
-    data = _read(root / LAST_FIT_FILE)
-    return None if data is None else LastFit(**data)
+    return _read(root / LAST_FIT_FILE, LastFit)
 
 
 def save_endpoint(path: Path, record: EndpointRecord) -> None:
@@ -59,5 +61,4 @@ def save_endpoint(path: Path, record: EndpointRecord) -> None:
 
 
 def load_endpoint(path: Path) -> EndpointRecord | None:
-    data = _read(path)
-    return None if data is None else EndpointRecord(**data)
+    return _read(path, EndpointRecord)

@@ -16,8 +16,7 @@ from harness.local_mode.state import (
 
 
 def test_last_fit_round_trip(tmp_path: Path) -> None:
-    fit = LastFit(job_name="job", model_data="/m/model.tar.gz", output_data="/m/output.tar.gz",
-                  instance_count=2, wall_s=12.5)
+    fit = LastFit(job_name="job", model_data="/m/model.tar.gz", output_data="/m/output.tar.gz")
     save_last_fit(tmp_path / "root", fit)
     assert load_last_fit(tmp_path / "root") == fit
     assert [p.name for p in (tmp_path / "root").iterdir()] == ["last-fit.json"]
@@ -32,4 +31,14 @@ def test_endpoint_record_round_trip(tmp_path: Path) -> None:
 def test_missing_or_torn_records_read_as_none(tmp_path: Path) -> None:
     assert load_last_fit(tmp_path) is None
     (tmp_path / ENDPOINT_FILE).write_text('{"pid": 1, "po')
+    assert load_endpoint(tmp_path / ENDPOINT_FILE) is None
+
+
+def test_another_versions_record_is_read_for_its_known_fields_or_not_at_all(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "last-fit.json").write_text(
+        '{"job_name": "j", "model_data": "m", "output_data": "o", "wall_s": 3.0}')
+    assert load_last_fit(tmp_path) == LastFit(job_name="j", model_data="m", output_data="o")
+    (tmp_path / ENDPOINT_FILE).write_text('{"pid": 1, "name": "ep"}')
     assert load_endpoint(tmp_path / ENDPOINT_FILE) is None
