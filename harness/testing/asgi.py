@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -28,6 +28,7 @@ DEFAULT_LOAD_TIMEOUT_S = 240.0
 BASE_URL = "http://asgi.smlocal"
 
 Lifespan = Callable[[], AbstractAsyncContextManager[Any]]
+T = TypeVar("T")
 
 
 def code_without_requirements(code_dir: Path, into: Path) -> Path:
@@ -135,6 +136,11 @@ class AsgiTarget(HttpxRequests):
         except httpx.HTTPError as exc:
             raise TargetError(f"{request.method} {request.url.path} failed in the app: "
                               f"{type(exc).__name__}: {exc}") from exc
+
+    def call(self, function: Callable[[], Awaitable[T]]) -> T:
+        """Run `function()` on the app's event loop and return its result: for callers that
+        drive the app with their own asynchronous client (`smlocal bench`)."""
+        return self._portal.call(function)
 
     def close(self) -> None:
         self._stack.close()
