@@ -1,0 +1,14 @@
+"""`smlocal bench`: load against any target the contract suite knows, swept over concurrency.
+
+One concept per module:
+- workload.py: what is sent (bodies, content types, accepts, expected statuses);
+- drivers.py: how requests travel to each kind of target, asynchronously;
+- load.py: the load generator itself (N concurrent users, a request or time budget);
+- limits.py: the bounds of a run;
+- stats.py: latency percentiles, throughput and status counts of one level;
+- progress.py: a tqdm bar on a terminal, plain periodic lines elsewhere;
+- report.py: the printed table, the JSON document and the PNG chart;
+- command.py: `smlocal bench` end to end; parser.py: its arguments (harness/cli.py wires them);
+- servers.py: loopback servers the benchmarks start themselves (a container, `smlocal serve`);
+- process.py: memory and open files of a server's process tree.
+"""

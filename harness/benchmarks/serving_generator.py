@@ -1,0 +1,58 @@
+"""The load generator's own cost: `smlocal bench`'s load against a server that answers at once.
+
+    python -m harness.benchmarks.serving_generator --requests 3000 --concurrency 1,4,16
+
+The server (harness.bench.loopback) runs in its own process and does no work, so the latency
+measured is the generator's plus the loopback's, and the generator's CPU time per request
+(`time.process_time` of this process over the level) is what it takes from a server under test
+on the same machine. Compare the ceiling here with the throughput a benchmark reports: a
+server measured near this ceiling is measured by the generator, not by its own speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from harness.bench.command import BenchUsageError, parse_concurrency
+from harness.bench.drivers import HttpDriver
+from harness.bench.load import Budget, run_level
+from harness.bench.loopback import LoopbackServer
+from harness.bench.stats import LevelStats
+from harness.bench.workload import default_requests
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="per level")
+    parser.add_argument("--concurrency", default="1,4,16")
+    args = parser.parse_args(argv)
+    try:
+        levels = parse_concurrency(args.concurrency)
+        budget = Budget(requests=args.requests)
+    except (BenchUsageError, ValueError) as exc:
+        print(f"serving_generator: {exc}", file=sys.stderr)
+        return 2
+    requests = default_requests()
+    print(f"{args.requests} requests per level (the blog's sentence as JSON) against a "
+          "server that answers at once, in its own process")
+    print(f"{'concurrency':>11}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  "
+          f"{'generator CPU us/request':>24}")
+    with LoopbackServer() as server:
+        driver = HttpDriver(server.url)
+        for concurrency in levels:
+            cpu = time.process_time()
+            run = run_level(driver, requests, concurrency, budget, warmup=concurrency)
+            cpu_per_request = (time.process_time() - cpu) / (args.requests + concurrency)
+            level = LevelStats.of(run)
+            latency = level.latency_ms
+            assert latency is not None, f"no request succeeded: {level.outcomes}"
+            print(f"{concurrency:>11}  {level.throughput_rps:8.0f}  {latency.p50:7.2f}  "
+                  f"{latency.p99:7.2f}  {cpu_per_request * 1e6:24.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
