@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harness.bench.parser import add_bench_parser
 from harness.errors import CommandError
 
 # Tests and the fastest loop run offline; set before anything imports transformers (E8).
@@ -407,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lm_down.add_argument("--root", default=".smlocal/local-mode", help=root_help)
     lm_down.set_defaults(handler=_cmd_local_mode_down)
+
+    add_bench_parser(commands)
 
     image = commands.add_parser("image", help="the smlocal Docker image").add_subparsers(
         dest="action", required=True, metavar="ACTION"
