@@ -1,5 +1,6 @@
 """The HTTP surface: /ping (S2), /invocations (S3, S4, S8-S13), /execution-parameters (S6) and
-TorchServe-style JSON errors for everything else (S7). OpenAPI at /docs."""
+TorchServe-style JSON errors for everything else (S7). OpenAPI at /docs, with its assets served
+locally."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from container.serving.body import BodyLimits, read_body
 from container.serving.context import CUSTOM_ATTRIBUTES, custom_attributes_problem
+from container.serving.docs import add_docs
 from container.serving.errors import ErrorResponse, json_error
 from container.serving.invocation import Invocation, Outcome
 from container.serving.runtime import ModelState, ServingRuntime
@@ -42,40 +45,14 @@ def _to_response(outcome: Outcome) -> Response:
     return Response(outcome.body, status_code=200, headers=headers)
 
 
-def _too_large(size_text: str, limit: int) -> Response:
-    return _to_response(
-        json_error(
-            413,
-            "RequestEntityTooLargeException",
-            f"the request body is {size_text} bytes; SageMaker accepts at most {limit} bytes "
-            "(6 MiB) per invocation",
-        )
-    )
-
-
-async def _read_body(request: Request, limit: int) -> bytes | Response:
-    """S4: the body, or a 413 decided from Content-Length or from the bytes counted so far,
-    never holding more than `limit` bytes in memory."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            declared_size = int(declared)
-        except ValueError:
-            return _to_response(
-                json_error(400, "BadRequestException", f"invalid Content-Length {declared!r}")
-            )
-        if declared_size > limit:
-            return _too_large(str(declared_size), limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _too_large(f"more than {limit}", limit)
-    return bytes(body)
-
-
-def create_app(settings: ServingSettings, runtime: ServingRuntime | None = None) -> FastAPI:
+def create_app(
+    settings: ServingSettings,
+    runtime: ServingRuntime | None = None,
+    *,
+    body_limits: BodyLimits | None = None,
+) -> FastAPI:
     serving = runtime or ServingRuntime(settings)
+    limits = body_limits or BodyLimits.from_environ(settings.max_request_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,9 +66,12 @@ def create_app(settings: ServingSettings, runtime: ServingRuntime | None = None)
         title="smlocal serving",
         summary="The SageMaker PyTorch serving contract, locally.",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by add_docs from local files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = serving
+    add_docs(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -122,9 +102,9 @@ def create_app(settings: ServingSettings, runtime: ServingRuntime | None = None)
         response_class=Response,
     )
     async def invocations(request: Request) -> Response:
-        body = await _read_body(request, settings.max_request_bytes)
-        if isinstance(body, Response):
-            return body
+        body = await read_body(request, limits)
+        if isinstance(body, ErrorResponse):
+            return _to_response(body)
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in request.scope["headers"]
