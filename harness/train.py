@@ -102,6 +102,15 @@ def lay_out_job(
     return channels
 
 
+def link_checkpoints(paths: TrainingPaths, checkpoint_dir: Path) -> None:
+    """The job's checkpoint directory is a link to `checkpoint_dir`: the script sees SageMaker's
+    layout and needs no argument for it."""
+    if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
+        raise TrainError(f"checkpoint directory {checkpoint_dir} is not a directory", 2)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    paths.checkpoints_dir.symlink_to(checkpoint_dir.resolve(), target_is_directory=True)
+
+
 def run_process_training(
     data_dir: Path,
     code_dir: Path,
@@ -109,13 +118,19 @@ def run_process_training(
     hyperparameters: dict[str, str],
     work_dir: Path | None = None,
     model_out: Path | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> TrainResult:
+    """Lay out the job and run it; `checkpoint_dir` (kept across jobs) becomes the job's
+    `/opt/ml/checkpoints`, so a job started again after a kill resumes from it, as SageMaker
+    does with `checkpoint_s3_uri`."""
     job_name = f"smlocal-train-{time.strftime('%Y%m%d-%H%M%S')}"
     job_dir = work_dir or Path(".smlocal/jobs") / job_name
     if job_dir.exists() and any(job_dir.iterdir()):
         raise TrainError(f"{job_dir} is not empty; choose a new --work-dir", 2)
     paths = TrainingPaths(job_dir.resolve())
     lay_out_job(paths, data_dir, code_dir, entry_point, hyperparameters, job_name)
+    if checkpoint_dir is not None:
+        link_checkpoints(paths, checkpoint_dir)
     env = dict(os.environ, SAGEMAKER_BASE_DIR=str(paths.base))
     exit_code = subprocess.call([sys.executable, "-m", "container", "train"], env=env)
     if exit_code != 0:

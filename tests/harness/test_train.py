@@ -87,3 +87,37 @@ def test_non_empty_work_dir_is_refused(tmp_path: Path,
                  "--work-dir", str(job)]) == 2
     assert (job / "keep.txt").read_text() == "precious"
     assert "not empty" in capsys.readouterr().err
+
+
+CHECKPOINTER = """
+import os
+from pathlib import Path
+checkpoints = Path(os.environ["SM_MODEL_DIR"]).parent / "checkpoints"
+seen = sorted(p.name for p in checkpoints.iterdir())
+(checkpoints / f"epoch-{len(seen) + 1}").write_text(",".join(seen))
+Path(os.environ["SM_OUTPUT_DATA_DIR"], "metrics.json").write_text("{}")
+"""
+
+
+def test_t4_checkpoint_dir_is_the_jobs_checkpoints_and_outlives_it(tmp_path: Path) -> None:
+    """`--checkpoint-dir` is the job's /opt/ml/checkpoints: a second job sees the first one's
+    files there, as a SageMaker job with the same checkpoint_s3_uri does."""
+    data = write_data(tmp_path / "data")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(CHECKPOINTER)
+    checkpoints = tmp_path / "kept" / "checkpoints"
+    for job in ("first", "second"):
+        assert main(["train", "--data", str(data), "--code", str(code), "--work-dir",
+                     str(tmp_path / job), "--checkpoint-dir", str(checkpoints)]) == 0
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch-1", "epoch-2"]
+    assert (checkpoints / "epoch-2").read_text() == "epoch-1"
+
+
+def test_a_checkpoint_dir_that_is_a_file_exits_2(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(["train", "--data", str(write_data(tmp_path / "d")), "--work-dir",
+                 str(tmp_path / "job"), "--checkpoint-dir", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a directory" in err
