@@ -43,6 +43,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         hyperparameters=dict(args.hyperparameter),
         work_dir=Path(args.work_dir) if args.work_dir else None,
         model_out=Path(args.model_out) if args.model_out else None,
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
     )
     print(f"model:   {result.model_dir}")
     print(f"metrics: {result.metrics_file}")
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--work-dir", help="where the /opt/ml tree goes (default: a new one "
                        "under .smlocal/jobs)")
     train.add_argument("--model-out", help="copy the trained model here as well")
+    train.add_argument("--checkpoint-dir", help="the job's /opt/ml/checkpoints, kept across "
+                       "jobs: a job started again after a kill resumes from it")
     train.set_defaults(handler=_cmd_train)
 
     serve = commands.add_parser("serve", help="serve a model on this host, without Docker")
@@ -410,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     lm_down.set_defaults(handler=_cmd_local_mode_down)
 
     add_bench_parser(commands)
+
+    from harness.cloud.cli import add_cloud_parser
+
+    add_cloud_parser(commands)
 
     image = commands.add_parser("image", help="the smlocal Docker image").add_subparsers(
         dest="action", required=True, metavar="ACTION"
