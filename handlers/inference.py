@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import threading
 from typing import Any
 
 import torch
@@ -50,11 +49,8 @@ class RequestError(_status_error_base()):  # type: ignore[misc]
         self.phrase = message
 
 
-# input_fn gets no model argument, so model_fn leaves the tokenizer here. A worker may share
-# the module with other threads (smlocal runs workers as threads), and a fast tokenizer must
-# not be called from two threads at once, hence the lock.
+# input_fn gets no model argument, so model_fn leaves the tokenizer here.
 _tokenizer: Any = None
-_tokenizer_lock = threading.Lock()
 
 
 def model_fn(model_dir: str) -> torch.nn.Module:
@@ -97,8 +93,8 @@ def _sentences(body: str | bytes) -> list[str]:
 
 
 def input_fn(request_body: str | bytes, request_content_type: str | None) -> Any:
-    """One sentence or a list of them, tokenized: truncated at 64 tokens, padded to the
-    longest sentence of the request."""
+    """One sentence or a list of them, tokenized and truncated at 64 tokens; padding waits for
+    predict_fn, which may see several requests' sentences at once."""
     if _media_type(request_content_type) != JSON_CONTENT_TYPE:
         raise RequestError(
             415,
@@ -107,23 +103,28 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> Any
     sentences = _sentences(request_body)
     if _tokenizer is None:
         raise RuntimeError("model_fn has not run: no tokenizer")
-    with _tokenizer_lock:
-        return _tokenizer(
-            sentences,
-            truncation=True,
-            max_length=MAX_LENGTH,
-            padding="longest",
-            return_tensors="pt",
-        )
+    return _tokenizer(sentences, truncation=True, max_length=MAX_LENGTH)
 
 
 def predict_fn(input_data: Any, model: torch.nn.Module) -> torch.Tensor:
-    """The logits, one row per sentence."""
+    """The logits, one row per sentence: the rows padded to the longest, one forward."""
+    batch = _tokenizer.pad(input_data, padding="longest", return_tensors="pt")
     device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
         # Whatever the tokenizer produced (input_ids, attention_mask, token_type_ids if the
         # model family uses them).
-        output = model(**{name: tensor.to(device) for name, tensor in input_data.items()})
+        output = model(**{name: tensor.to(device) for name, tensor in batch.items()})
     logits: torch.Tensor = output.logits
     return logits
+
+
+def predict_batch_fn(inputs: list[Any], model: torch.nn.Module) -> list[torch.Tensor]:
+    """Several requests' input_fn results in one forward, each request's rows back in order.
+
+    smlocal calls this with the requests that queued up together; the AWS images do not know
+    it and call predict_fn once per request, which gives the same logits.
+    """
+    merged = {name: [row for encoded in inputs for row in encoded[name]] for name in inputs[0]}
+    logits = predict_fn(merged, model)
+    return list(torch.split(logits, [len(encoded["input_ids"]) for encoded in inputs]))

@@ -162,6 +162,7 @@ def _cmd_local_mode_fit(args: argparse.Namespace) -> int:
         instance_count=args.instance_count,
         hyperparameters={key: sdk_value(value) for key, value in args.hyperparameter},
         root=root,
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
     )
     save_last_fit(root, LastFit(job_name=result.job_name, model_data=str(result.model_data),
                                 output_data=str(result.output_data)))
@@ -380,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="KEY=VALUE", help="added to the blog's epochs=1, num_labels=2, "
                         "backend=gloo (repeatable)")
     lm_fit.add_argument("--image", default="smlocal:latest", help="image_uri")
+    lm_fit.add_argument("--checkpoint-dir", help="kept across jobs, shared by the hosts: "
+                        "train.py checkpoints there and a job started again resumes from it")
     lm_fit.add_argument("--root", default=".smlocal/local-mode", help=root_help)
     lm_fit.set_defaults(handler=_cmd_local_mode_fit)
 
@@ -413,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     lm_down.set_defaults(handler=_cmd_local_mode_down)
 
     add_bench_parser(commands)
+
+    from harness.cloud.cli import add_cloud_parser
+
+    add_cloud_parser(commands)
 
     from harness.cloud.cli import add_cloud_parser
 

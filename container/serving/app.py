@@ -17,7 +17,7 @@ from container.serving.context import CUSTOM_ATTRIBUTES, custom_attributes_probl
 from container.serving.docs import add_docs
 from container.serving.errors import ErrorResponse, json_error
 from container.serving.invocation import Invocation, Outcome
-from container.serving.runtime import ModelState, ServingRuntime
+from container.serving.runtime import ServingRuntime
 from container.serving.settings import ServingSettings
 
 NOT_FOUND_MESSAGE = "Requested resource is not found, please refer to API document."
@@ -91,7 +91,7 @@ def create_app(
     )
     async def ping() -> JSONResponse:
         # Reads a flag only: must answer within SageMaker's 2 s even while requests run.
-        if serving.state is ModelState.READY:
+        if serving.healthy:
             return JSONResponse({"status": "Healthy"})
         return JSONResponse({"status": "Unhealthy"}, status_code=500)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType, ModuleType
+from types import ModuleType
 from typing import Any, Protocol
 
 from container.serving.context import Context
@@ -29,6 +29,10 @@ ARITY = {
     "predict_fn": 2,
     "output_fn": 2,
     "transform_fn": 4,
+    # Beyond the toolkit (S27): the predictions for a whole batch in one call. The AWS images
+    # ignore it and call predict_fn once per request, so a module that defines both serves
+    # correctly on either.
+    "predict_batch_fn": 2,
 }
 TRANSFORM_FN_CONFLICT = (
     "Cannot use transform_fn implementation in conjunction with input_fn, predict_fn, "
@@ -92,9 +96,9 @@ class HandlerSet:
     input_fn: Handler
     predict_fn: Handler
     output_fn: Handler
-    # Identifies the code of the functions that build the model, so a reload can tell whether
-    # model_fn must run again or only the request handlers changed.
-    loading_fingerprint: tuple[object, ...]
+    # predict_fn for a list of input_fn results, returning one prediction each; None when the
+    # module defines none (then a batch runs the chain once per request).
+    predict_batch_fn: Handler | None
 
     def transform(
         self,
@@ -151,25 +155,6 @@ def load_user_module(code_dir: Path, module_name: str) -> ModuleType | None:
     return importlib.import_module(module_name)
 
 
-def _code_fingerprint(code: CodeType) -> tuple[object, ...]:
-    # Line numbers are left out: an edit above model_fn must not reload the model.
-    consts = tuple(
-        _code_fingerprint(const) if isinstance(const, CodeType) else repr(const)
-        for const in code.co_consts
-    )
-    return (code.co_code, code.co_names, code.co_varnames, consts)
-
-
-def _function_fingerprint(handler: Handler | None) -> object:
-    if handler is None:
-        return None
-    code = getattr(handler.function, "__code__", None)
-    if isinstance(code, CodeType):
-        return _code_fingerprint(code)
-    # No code object to compare (a builtin, a callable instance): assume it changed.
-    return object()
-
-
 def resolve_handlers(module: ModuleType | None, defaults: DefaultHandlers) -> HandlerSet:
     """S16/S17: the user's functions where defined, the defaults elsewhere."""
     found: dict[str, object] = {}
@@ -206,7 +191,6 @@ def resolve_handlers(module: ModuleType | None, defaults: DefaultHandlers) -> Ha
         input_fn=user_or_default("input_fn", defaults.input_fn),
         predict_fn=user_or_default("predict_fn", defaults.predict_fn),
         output_fn=user_or_default("output_fn", defaults.output_fn),
-        loading_fingerprint=tuple(
-            _function_fingerprint(handler) for handler in (pre_model_fn, model_fn, model_warmup_fn)
-        ),
+        # With transform_fn there is no predict step to batch.
+        predict_batch_fn=None if "transform_fn" in found else user_only("predict_batch_fn"),
     )

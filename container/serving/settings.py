@@ -19,6 +19,8 @@ DEFAULT_PROGRAM = "inference"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_ACCEPT = "application/json"
 DEFAULT_MAX_BATCH_DELAY_MS = 100.0
+# Past a few dozen sentences a CPU forward gains little per sentence and every caller waits longer.
+DEFAULT_AUTO_BATCH_SIZE = 32
 # S4: the SageMaker runtime API refuses bodies over 6 MiB before they reach the container, so a
 # local server that accepted more would pass payloads that fail in the cloud.
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -52,9 +54,12 @@ class ServingSettings:
     workers: int
     # S9: what a missing or */* Accept means.
     default_accept: str
-    # S27: 1 turns batching off.
-    batch_size: int
+    # S27: SAGEMAKER_TS_BATCH_SIZE; 1 turns batching off. None (unset): batch-aware handlers
+    # (predict_batch_fn) get whatever is queued when a worker frees up, up to auto_batch_size,
+    # with no added delay, so a lone request is never held back; others run one at a time.
+    batch_size: int | None
     max_batch_delay_s: float
+    auto_batch_size: int
     # S21: the Elastic Inference branch of the default predict_fn.
     accelerator_present: bool
     # S6: GET /execution-parameters.
@@ -104,11 +109,14 @@ class ServingSettings:
             timeout_s=reader.number("SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_TIMEOUT_S),
             workers=workers,
             default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "") or DEFAULT_ACCEPT,
-            batch_size=reader.integer("SAGEMAKER_TS_BATCH_SIZE", 1, minimum=1),
+            batch_size=reader.optional_integer("SAGEMAKER_TS_BATCH_SIZE", minimum=1),
             max_batch_delay_s=reader.number(
                 "SAGEMAKER_TS_MAX_BATCH_DELAY", DEFAULT_MAX_BATCH_DELAY_MS, minimum=0.0
             )
             / 1000.0,
+            auto_batch_size=reader.integer(
+                "SMLOCAL_AUTO_BATCH_SIZE", DEFAULT_AUTO_BATCH_SIZE, minimum=1
+            ),
             # The toolkit compares with the exact string "true"; anything else is off (S21).
             accelerator_present=env.get("SAGEMAKER_INFERENCE_ACCELERATOR_PRESENT") == "true",
             max_concurrent_transforms=reader.integer(
@@ -154,6 +162,11 @@ class _Reader:
         if maximum is not None and value > maximum:
             raise SettingsError(f"{name}={value} must be at most {maximum}")
         return value
+
+    def optional_integer(self, name: str, *, minimum: int) -> int | None:
+        if not self.env.get(name, "").strip():
+            return None
+        return self.integer(name, minimum, minimum=minimum)
 
     def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
         raw = self.env.get(name, "").strip()

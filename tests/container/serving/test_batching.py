@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -30,11 +31,11 @@ def transform_fn(model, data, content_type, accept, context):
 
 async def test_s26_each_worker_runs_model_fn_once(model_dir, write_handler, settings_for, serve):
     write_handler("""
-        import pathlib, threading
+        import os, pathlib
 
         def model_fn(model_dir):
             with open(pathlib.Path(model_dir, "loads.txt"), "a") as log:
-                log.write(threading.current_thread().name + "\\n")
+                log.write(f"{os.getpid()}\\n")
             return object()
 
         def transform_fn(model, data, content_type, accept, context):
@@ -42,27 +43,32 @@ async def test_s26_each_worker_runs_model_fn_once(model_dir, write_handler, sett
     """)
     async with serve(settings_for({"SAGEMAKER_MODEL_SERVER_WORKERS": "3"})) as served:
         assert await served.ping_status() == 200
-        models = {id(worker.model) for worker in served.runtime.workers}
+        pids = {slot.worker.pid for slot in served.runtime.slots}
     loads = (model_dir / "loads.txt").read_text().split()
     assert len(loads) == 3
-    assert len(set(loads)) == 3, "each worker loads in its own thread"
-    assert len(models) == 3
+    assert {int(pid) for pid in loads} == pids, "each worker loads once, in its own process"
+    assert os.getpid() not in pids
 
 
-async def test_s26_workers_serve_requests_in_parallel(write_handler, settings_for, serve):
-    # Each request waits for the other at a barrier: they can only both pass if two workers run
-    # them at the same time; one after the other, the barrier breaks after its timeout.
+async def test_s26_workers_serve_requests_in_parallel(model_dir, write_handler, settings_for,
+                                                     serve):
+    # Each request waits for the other: they can only both pass if two workers run them at the
+    # same time; one after the other, the first gives up after its timeout.
     write_handler("""
-        import threading
-
-        BARRIER = threading.Barrier(2, timeout=10)
+        import pathlib, time
 
         def model_fn(model_dir):
-            return None
+            return pathlib.Path(model_dir)
 
         def transform_fn(model, data, content_type, accept, context):
-            BARRIER.wait()
-            return str(context.system_properties["worker_index"])
+            index = context.system_properties["worker_index"]
+            (model / f"arrived-{index}").touch()
+            deadline = time.monotonic() + 10
+            while not (model / f"arrived-{1 - index}").exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the other worker never ran")
+                time.sleep(0.01)
+            return str(index)
     """)
     async with serve(settings_for({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})) as served:
         responses = await asyncio.gather(

@@ -71,18 +71,36 @@ async def test_s14_smlocal_code_dir_overrides_model_dir_code(
     assert response.text == "override"
 
 
+HANDLER_RETURNING_MODEL = """
+    def model_fn(model_dir):
+        return "loaded"
+
+    def transform_fn(model, data, content_type, accept):
+        return model
+"""
+
+
+async def test_s15_requirements_already_satisfied_skip_pip(
+    write_handler, settings_for, serve, caplog
+):
+    caplog.set_level(logging.INFO, logger="smlocal.serve")
+    (write_handler(HANDLER_RETURNING_MODEL).parent / "requirements.txt").write_text(
+        "# comment\nnumpy>=1  # inline comment\nno-such-package==1; python_version < '3'\n"
+    )
+    async with serve(settings_for()) as served:
+        assert await served.ping_status() == 200
+    assert "every requirement is already installed; not running pip" in caplog.text
+    assert "requirements installed" not in caplog.text
+
+
 async def test_s15_requirements_are_installed_before_model_fn(
     write_handler, settings_for, serve, caplog
 ):
     caplog.set_level(logging.INFO, logger="smlocal.serve")
-    # Already satisfied: pip runs for real and needs no index.
-    (write_handler("""
-        def model_fn(model_dir):
-            return "loaded"
-
-        def transform_fn(model, data, content_type, accept):
-            return model
-    """).parent / "requirements.txt").write_text("numpy\n")
+    # An option only pip understands: pip runs for real, and --no-index keeps it offline.
+    (write_handler(HANDLER_RETURNING_MODEL).parent / "requirements.txt").write_text(
+        "--no-index\nnumpy\n"
+    )
     async with serve(settings_for()) as served:
         assert await served.ping_status() == 200
     assert "-r" in caplog.text and "requirements.txt" in caplog.text

@@ -58,9 +58,11 @@ def test_s26_workers_default_to_one_not_the_cpu_count():
     assert ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "4"}).workers == 4
 
 
-def test_s27_batching_is_off_by_default_and_the_delay_defaults_to_100_ms():
+def test_s27_batch_size_is_unset_by_default_and_the_delay_defaults_to_100_ms():
+    # Unset: batch-aware handlers get what queued up, others one request at a time (runtime).
     settings = ServingSettings.from_environ({})
-    assert (settings.batch_size, settings.max_batch_delay_s) == (1, 0.1)
+    assert (settings.batch_size, settings.max_batch_delay_s) == (None, 0.1)
+    assert settings.auto_batch_size == 32
     env = {"SAGEMAKER_TS_BATCH_SIZE": "8", "SAGEMAKER_TS_MAX_BATCH_DELAY": "50"}
     assert (ServingSettings.from_environ(env).batch_size,
             ServingSettings.from_environ(env).max_batch_delay_s) == (8, 0.05)
