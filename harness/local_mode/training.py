@@ -34,6 +34,13 @@ from harness.train import CHANNEL_FILES, REQUIRED_CHANNELS, failure_line
 DEFAULT_ROOT = Path(".smlocal") / "local-mode"
 # The blog's hyperparameters (its estimator), which the caller's override or extend.
 BLOG_HYPERPARAMETERS: dict[str, Any] = {"epochs": 1, "num_labels": 2, "backend": "gloo"}
+# SDK 2.x refuses checkpoint_s3_uri and checkpoint_local_path in local mode ("not supported in
+# local mode"), and each container's /opt/ml/checkpoints dies with it. A `file://` channel is a
+# writable mount of a host directory shared by every host, so the checkpoint directory is given
+# as one, and the script is told where it is (train.py's --checkpoint-dir).
+CHECKPOINT_CHANNEL = "checkpoints"
+CHECKPOINT_HYPERPARAMETER = "checkpoint-dir"
+CONTAINER_CHANNELS = "/opt/ml/input/data"
 FAILURE_MEMBER = "failure"
 METRICS_MEMBER = "data/metrics.json"
 
@@ -111,9 +118,15 @@ def fit(
     environment: Mapping[str, str] | None = None,
     root: Path = DEFAULT_ROOT,
     job_name: str | None = None,
+    checkpoint_dir: Path | None = None,
+    serving_port: int | None = None,
 ) -> FitResult:
     """Train with `sagemaker.pytorch.PyTorch(...).fit()` in local mode on `instance_count`
-    containers of `image`; raise LocalModeError with the script's error if the job fails."""
+    containers of `image`; raise LocalModeError with the script's error if the job fails.
+
+    `checkpoint_dir` (a host directory kept across jobs) is where the script checkpoints and
+    what a job started again resumes from: the local stand-in for `checkpoint_s3_uri`.
+    `serving_port` is where the returned estimator's `deploy()` serves (the SDK's default 8080)."""
     if instance_count < 1:
         raise LocalModeError(f"instance count must be at least 1, not {instance_count}", 2)
     if not (code_dir / entry_point).is_file():
@@ -121,10 +134,17 @@ def fit(
     job_name = job_name or new_job_name()
     job_root = (root / "jobs" / job_name).resolve()
     channels = lay_out_channels(data_dir, job_root / "channels")
+    hyperparameters = {**BLOG_HYPERPARAMETERS, **(hyperparameters or {})}
+    if checkpoint_dir is not None:
+        if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
+            raise LocalModeError(f"checkpoint directory {checkpoint_dir} is not a directory", 2)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        channels[CHECKPOINT_CHANNEL] = checkpoint_dir.resolve()
+        hyperparameters[CHECKPOINT_HYPERPARAMETER] = f"{CONTAINER_CHANNELS}/{CHECKPOINT_CHANNEL}"
     # The SDK's per-run directory (compose file, each host's /opt/ml, a copy of the model) goes
     # here, and is removed once the artifacts are safe in model.tar.gz and output.tar.gz.
     containers_dir = job_root / "containers"
-    session = offline_session(containers_dir)
+    session = offline_session(containers_dir, serving_port=serving_port)
 
     from sagemaker.pytorch import PyTorch
 
@@ -137,7 +157,7 @@ def fit(
         py_version=PY_VERSION,
         instance_type="local",
         instance_count=instance_count,
-        hyperparameters={**BLOG_HYPERPARAMETERS, **(hyperparameters or {})},
+        hyperparameters=hyperparameters,
         environment=dict(environment or {}),
         output_path=f"file://{job_root / 'artifacts'}",
         code_location=CODE_LOCATION,
