@@ -1,0 +1,203 @@
+"""Servers the benchmarks start themselves, on a loopback port: a container of an image serving
+a model (`docker run IMAGE serve`, the smlocal image or the AWS reference image alike), or the
+host server `smlocal serve`. Either way the model directory is laid out as SageMaker unpacks
+model.tar.gz (the handlers in `code/`), the server is stopped and removed on close, and `pid`
+is the host pid whose process tree is the whole server (for memory and open files).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from harness.bench.workload import BenchRequest
+
+# SageMaker gives a container 4 minutes to answer /ping 200 (S2).
+START_TIMEOUT_S = 240.0
+POLL_S = 0.05
+STOP_TIMEOUT_S = 30
+
+
+class ServerError(RuntimeError):
+    """The server could not start, or never served."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stage_model(model_dir: Path, code_dir: Path | None, into: Path) -> Path:
+    """`into`/model: the model's files (hard links where the file system allows, else copies)
+    with the handlers of `code_dir` as code/, as SageMaker unpacks model.tar.gz."""
+    staged = into / "model"
+
+    def link_or_copy(source: str, destination: str) -> object:
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copy2(source, destination)
+        return destination
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(model_dir, staged, copy_function=link_or_copy, ignore=ignore)
+    if code_dir is not None:
+        shutil.rmtree(staged / "code", ignore_errors=True)
+        shutil.copytree(code_dir, staged / "code", ignore=ignore)
+    return staged
+
+
+class Server:
+    """A started server; `base_url` answers once `wait_until_serving` returned."""
+
+    base_url: str
+    name: str
+    started: float
+
+    @property
+    def pid(self) -> int:
+        raise NotImplementedError
+
+    def logs(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def wait_until_serving(self, request: BenchRequest,
+                           timeout_s: float = START_TIMEOUT_S) -> float:
+        """Send `request` until it is answered 200; seconds from the server's start (process
+        or `docker run`) to that first successful invocation."""
+        deadline = self.started + timeout_s
+        headers = {name: value for name, value in (("Content-Type", request.content_type),
+                                                   ("Accept", request.accept)) if value}
+        last = "no answer"
+        with httpx.Client(base_url=self.base_url, timeout=60) as client:
+            while time.perf_counter() < deadline:
+                if not self.running():
+                    raise ServerError(f"{self.name} exited before serving:\n"
+                                      f"{self.logs()[-3000:]}")
+                try:
+                    reply = client.post("/invocations", content=request.body, headers=headers)
+                    if reply.status_code == 200:
+                        return time.perf_counter() - self.started
+                    last = f"{reply.status_code} {reply.text[:200]}"
+                except httpx.HTTPError as exc:
+                    last = type(exc).__name__
+                time.sleep(POLL_S)
+        raise ServerError(f"{self.name} did not serve within {timeout_s:g} s (last: {last}):\n"
+                          f"{self.logs()[-3000:]}")
+
+    def running(self) -> bool:
+        raise NotImplementedError
+
+
+def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+class ContainerServer(Server):
+    """`docker run -d IMAGE serve` with the staged model at /opt/ml/model (read-only) and port
+    8080 published on 127.0.0.1 only."""
+
+    def __init__(self, image: str, model_dir: Path, code_dir: Path | None,
+                 environ: Mapping[str, str] | None = None, *,
+                 name_prefix: str = "smlocal-bench") -> None:
+        self.name = f"{name_prefix}-{uuid.uuid4().hex[:8]}"
+        self._scratch = tempfile.TemporaryDirectory(prefix="smlocal-bench-")
+        staged = stage_model(model_dir, code_dir, Path(self._scratch.name))
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        options = ["-v", f"{staged.resolve()}:/opt/ml/model:ro",
+                   "-p", f"127.0.0.1:{port}:8080"]
+        for key, value in (environ or {}).items():
+            options += ["-e", f"{key}={value}"]
+        self.started = time.perf_counter()
+        result = _docker("run", "-d", "--name", self.name, *options, image, "serve")
+        if result.returncode != 0:
+            self._scratch.cleanup()
+            raise ServerError(f"docker run {image} failed: {result.stderr.strip()[-500:]}")
+
+    @property
+    def pid(self) -> int:
+        result = _docker("inspect", "--format", "{{.State.Pid}}", self.name)
+        pid = int(result.stdout.strip() or 0)
+        if result.returncode != 0 or pid <= 0:
+            raise ServerError(f"{self.name} is not running")
+        return pid
+
+    def running(self) -> bool:
+        result = _docker("inspect", "--format", "{{.State.Running}}", self.name)
+        return result.stdout.strip() == "true"
+
+    def logs(self) -> str:
+        result = _docker("logs", self.name)
+        return result.stdout + result.stderr
+
+    def close(self) -> None:
+        _docker("rm", "-f", "-v", self.name, timeout=STOP_TIMEOUT_S + 30)
+        self._scratch.cleanup()
+
+
+class HostServer(Server):
+    """`smlocal serve` (this interpreter's harness.cli) on 127.0.0.1, settings from `environ`
+    on top of this process's environment."""
+
+    def __init__(self, model_dir: Path, code_dir: Path | None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.name = "smlocal serve"
+        self._scratch = tempfile.TemporaryDirectory(prefix="smlocal-bench-")
+        self._log_path = Path(self._scratch.name) / "serve.log"
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "harness.cli", "serve", "--model-dir", str(model_dir),
+                   "--host", "127.0.0.1", "--port", str(port)]
+        if code_dir is not None:
+            command += ["--code", str(code_dir)]
+        self.started = time.perf_counter()
+        with self._log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(environ or {})})
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def logs(self) -> str:
+        return self._log_path.read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._scratch.cleanup()
