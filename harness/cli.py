@@ -421,10 +421,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cloud_parser(commands)
 
-    from harness.cloud.cli import add_cloud_parser
-
-    add_cloud_parser(commands)
-
     image = commands.add_parser("image", help="the smlocal Docker image").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )

@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import ipaddress
 import io
+import ipaddress
 import tarfile
 import tempfile
 from collections.abc import Iterator
