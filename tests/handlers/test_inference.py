@@ -46,25 +46,24 @@ def test_model_fn_loads_the_classifier_and_tokenizer_from_model_dir(model):
     assert not model.training
 
 
-def test_input_fn_tokenizes_one_sentence_or_a_list(inference, model):
+def test_input_fn_tokenizes_one_sentence_or_a_list_without_padding(inference, model):
     one = inference.input_fn(json.dumps("The cat sat."), "application/json")
     many = inference.input_fn(json.dumps(["Short.", "A much longer sentence than that."]),
                               "application/json")
-    assert one["input_ids"].shape[0] == 1
-    # Padded to the longest sentence of the request, not to 64.
-    assert many["input_ids"].shape[0] == 2
-    assert many["input_ids"].shape[1] < 64
-    assert many["attention_mask"][0].sum() < many["attention_mask"][1].sum()
+    assert len(one["input_ids"]) == 1
+    # Rows keep their own lengths: predict_fn pads, possibly together with other requests.
+    assert len(many["input_ids"]) == 2
+    assert len(many["input_ids"][0]) < len(many["input_ids"][1]) < 64
 
 
 def test_input_fn_truncates_at_64_tokens(inference, model):
     encoded = inference.input_fn(json.dumps([LONG_SENTENCE, "Short."]), "application/json")
-    assert encoded["input_ids"].shape == (2, 64)
+    assert [len(row) for row in encoded["input_ids"]][0] == 64
 
 
 def test_input_fn_accepts_bytes_and_a_charset_parameter(inference, model):
     encoded = inference.input_fn(b'"Bytes work too."', "application/json; charset=utf-8")
-    assert encoded["input_ids"].shape[0] == 1
+    assert len(encoded["input_ids"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -89,13 +88,26 @@ def test_input_fn_rejects_bad_requests_with_a_status_code(
 
 
 def test_predict_fn_returns_logits_without_gradients(inference, model):
-    encoded = inference.input_fn(json.dumps(["One.", "Two sentences here."]), "application/json")
-    logits = inference.predict_fn(encoded, model)
+    sentences = ["One.", "Two sentences here."]
+    logits = inference.predict_fn(inference.input_fn(json.dumps(sentences), "application/json"),
+                                  model)
     assert logits.shape == (2, 2)
     assert not logits.requires_grad
-    with torch.no_grad():
-        expected = model(**encoded).logits
-    torch.testing.assert_close(logits, expected)
+    reference = model(**inference._tokenizer(sentences, padding=True, return_tensors="pt"))
+    torch.testing.assert_close(logits, reference.logits.detach())
+
+
+def test_s27_predict_batch_fn_gives_each_request_its_rows_as_predict_fn_does(inference, model):
+    requests = [["Short."], ["A much longer sentence than the first one.", "Two."],
+                [LONG_SENTENCE]]
+    inputs = [inference.input_fn(json.dumps(sentences), "application/json")
+              for sentences in requests]
+    batched = inference.predict_batch_fn(inputs, model)
+    assert [tuple(logits.shape) for logits in batched] == [(1, 2), (2, 2), (1, 2)]
+    for encoded, logits in zip(inputs, batched, strict=True):
+        # Padding to a longer batch changes the float rounding, never more (attention mask).
+        torch.testing.assert_close(logits, inference.predict_fn(encoded, model),
+                                   atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.anyio

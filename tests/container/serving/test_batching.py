@@ -140,3 +140,130 @@ async def test_s27_next_batch_takes_up_to_size_and_skips_abandoned_requests():
     second = await next_batch(queue, size=3, max_delay_s=0.1)
     assert [item.invocation.request_id for item in second] == ["4"]
     assert time.monotonic() - started < 1.0
+
+
+BATCH_AWARE = """
+import json, time
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(data, content_type, context):
+    if isinstance(data, bytes):  # S10: only JSON and CSV arrive as text
+        data = data.decode()
+    if data == "fail":
+        raise ValueError("this input is broken")
+    return {"data": data, "content_type": content_type, "attributes": context.custom_attributes}
+
+def predict_fn(item, model):
+    if item["data"] == "poison":
+        raise ValueError("poisoned prediction")
+    return dict(item, batch=1)
+
+def predict_batch_fn(items, model):
+    if any(item["data"] == "slow" for item in items):
+        time.sleep(0.5)
+    if any(item["data"] == "poison" for item in items):
+        raise ValueError("the batch holds a poisoned input")
+    return [dict(item, batch=len(items)) for item in items]
+
+def output_fn(prediction, accept, context):
+    context.set_custom_attributes("echo=" + prediction["data"])
+    if accept == "text/csv":
+        return f"{prediction['data']},{prediction['batch']}", accept
+    return json.dumps(prediction), "application/json"
+"""
+TOGETHER = {"SAGEMAKER_TS_BATCH_SIZE": "4", "SAGEMAKER_TS_MAX_BATCH_DELAY": "3000"}
+
+
+async def post_all(served, requests):
+    return await asyncio.gather(
+        *(served.client.post("/invocations", content=body, headers=headers)
+          for body, headers in requests)
+    )
+
+
+async def test_s27_predict_batch_fn_gets_the_batch_and_each_request_its_own_answer(
+    write_handler, settings_for, serve
+):
+    write_handler(BATCH_AWARE)
+    # Different Content-Types, Accepts and custom attributes in one batch (the toolkit reads
+    # only the first request's headers for all of them).
+    requests = [
+        ("a", {"Content-Type": "application/json", "Accept": "application/json",
+               "X-Amzn-SageMaker-Custom-Attributes": "first"}),
+        ("b", {"Content-Type": "text/csv", "Accept": "text/csv"}),
+        ("c", {"Content-Type": "application/x-npy", "Accept": "application/json",
+               "X-Amzn-SageMaker-Custom-Attributes": "third"}),
+        ("d", {"Accept": "text/csv"}),
+    ]
+    async with serve(settings_for(TOGETHER)) as served:
+        responses = await post_all(served, requests)
+    assert [response.status_code for response in responses] == [200] * 4
+    first, second, third, fourth = responses
+    assert first.json() == {"data": "a", "content_type": "application/json",
+                            "attributes": "first", "batch": 4}
+    assert (second.headers["content-type"], second.text) == ("text/csv", "b,4")
+    assert third.json()["content_type"] == "application/x-npy"
+    assert third.json()["attributes"] == "third"
+    assert fourth.text == "d,4"
+    assert [response.headers["x-amzn-sagemaker-custom-attributes"] for response in responses] \
+        == ["echo=a", "echo=b", "echo=c", "echo=d"]
+
+
+async def test_s27_a_bad_input_answers_alone_and_the_rest_share_one_predict_call(
+    write_handler, settings_for, serve
+):
+    write_handler(BATCH_AWARE)
+    requests = [(body, JSON) for body in ("a", "fail", "b", "c")]
+    async with serve(settings_for(TOGETHER)) as served:
+        responses = await post_all(served, requests)
+    assert [response.status_code for response in responses] == [200, 500, 200, 200]
+    assert responses[1].text.startswith("this input is broken\n")
+    assert [responses[i].json()["batch"] for i in (0, 2, 3)] == [3, 3, 3]
+
+
+async def test_s27_a_failing_batch_call_falls_back_to_predict_fn_per_request(
+    write_handler, settings_for, serve
+):
+    write_handler(BATCH_AWARE)
+    requests = [(body, JSON) for body in ("a", "poison", "b", "c")]
+    async with serve(settings_for(TOGETHER)) as served:
+        responses = await post_all(served, requests)
+    assert [response.status_code for response in responses] == [200, 500, 200, 200]
+    assert responses[1].text.startswith("poisoned prediction\n")
+    assert [responses[i].json()["batch"] for i in (0, 2, 3)] == [1, 1, 1]
+
+
+async def test_s27_by_default_a_lone_request_is_not_delayed_and_queued_ones_go_together(
+    write_handler, settings_for, serve
+):
+    write_handler(BATCH_AWARE)
+    async with serve(settings_for()) as served:
+        assert served.runtime.batch_size == 32
+        assert served.runtime.max_batch_delay_s == 0
+        started = time.monotonic()
+        alone = await served.client.post("/invocations", content="alone", headers=JSON)
+        elapsed = time.monotonic() - started
+        # The first request keeps the worker busy for 0.5 s; the others queue meanwhile and
+        # are handed over together as soon as it is free.
+        first = asyncio.create_task(
+            served.client.post("/invocations", content="slow", headers=JSON))
+        await asyncio.sleep(0.2)
+        rest = await post_all(served, [(body, JSON) for body in "abcd"])
+        await first
+    assert alone.json()["batch"] == 1
+    assert elapsed < 0.5
+    assert (await first).json()["batch"] == 1
+    assert [response.json()["batch"] for response in rest] == [4, 4, 4, 4]
+    assert [response.json()["data"] for response in rest] == list("abcd")
+
+
+async def test_s27_handlers_without_predict_batch_fn_run_one_request_at_a_time_by_default(
+    write_handler, settings_for, serve
+):
+    write_handler(BATCH_REPORTER)
+    async with serve(settings_for()) as served:
+        responses = await post_all(served, [(f'"{n}"', JSON) for n in range(3)])
+        assert served.runtime.batch_size == 1
+    assert {response.json()["batch"] for response in responses} == {1}
