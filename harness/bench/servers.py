@@ -1,8 +1,9 @@
 """Servers the benchmarks start themselves, on a loopback port: a container of an image serving
-a model (`docker run IMAGE serve`, the smlocal image or the AWS reference image alike), or the
-host server `smlocal serve`. Either way the model directory is laid out as SageMaker unpacks
-model.tar.gz (the handlers in `code/`), the server is stopped and removed on close, and `pid`
-is the host pid whose process tree is the whole server (for memory and open files).
+a model (`docker run IMAGE serve`, the smlocal image or the AWS reference image alike), the
+host server `smlocal serve`, or the AWS stack (toolkit + TorchServe) from a venv on this host.
+Either way the model directory is laid out as SageMaker unpacks model.tar.gz (the handlers in
+`code/`), the server is stopped and removed on close, and `pid` is the host pid whose process
+tree is the whole server (for memory and open files).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from types import TracebackType
 from typing import Self
 
 import httpx
+import psutil
 
 from harness.bench.workload import BenchRequest
 
@@ -200,4 +202,73 @@ class HostServer(Server):
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._scratch.cleanup()
+
+
+# What the AWS image's entrypoint runs for `serve`, with the one path the toolkit hard-codes
+# outside SAGEMAKER_BASE_DIR and the working directory (TorchServe's properties file, /etc)
+# moved into the server's scratch directory, and the entrypoint's worker count (S26).
+REFERENCE_WRAPPER = """
+import multiprocessing, os, sys
+os.environ["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(multiprocessing.cpu_count())
+from sagemaker_pytorch_serving_container import serving, torchserve
+torchserve.TS_CONFIG_FILE = sys.argv[1]
+serving.main()
+"""
+
+
+class VenvReferenceServer(Server):
+    """The AWS serving stack from `venv` (sagemaker-pytorch-inference, TorchServe, and what the
+    handlers import; Java on PATH), without Docker.
+
+    It runs in its own pid namespace (`unshare --pid --fork --mount-proc`): the toolkit finds
+    TorchServe's JVM by scanning every process on the machine, and TorchServe daemonizes, so
+    on the host it could pick another server's JVM and its JVM would outlive it; in the
+    namespace every process is under one pid and goes with it. The model is staged under a
+    scratch SAGEMAKER_BASE_DIR, which is also the working directory (TorchServe's model
+    store), and TorchServe's metrics port is a free one.
+    """
+
+    def __init__(self, venv: Path, model_dir: Path, code_dir: Path | None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.name = f"AWS stack from {venv}"
+        self._scratch = tempfile.TemporaryDirectory(prefix="smlocal-bench-aws-")
+        base = Path(self._scratch.name)
+        stage_model(model_dir, code_dir, base)
+        self._log_path = base / "serve.log"
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        bin_dir = venv.resolve() / "bin"
+        env = {**os.environ, **(environ or {}),
+               "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(port),
+               "TS_METRICS_ADDRESS": f"http://127.0.0.1:{free_port()}",
+               "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(venv)}
+        command = ["unshare", "--pid", "--fork", "--mount-proc", str(bin_dir / "python"), "-c",
+                   REFERENCE_WRAPPER, str(base / "sagemaker-ts.properties")]
+        self.started = time.perf_counter()
+        with self._log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env=env, cwd=base)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def logs(self) -> str:
+        return self._log_path.read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        # Killing `unshare` leaves the namespace's init; killing that ends the namespace.
+        try:
+            children = psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            children = []
+        for child in children:
+            child.kill()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
         self._scratch.cleanup()

@@ -4,6 +4,12 @@ alternating rounds so that the machine's drift falls on every configuration alik
 
     python -m harness.benchmarks.serving --model-dir .smlocal/model --out docs/serving
     python -m harness.benchmarks.serving --model-dir M --server host --reference none  # no Docker
+    python -m harness.benchmarks.serving --model-dir M --out D --reference venv  # no image
+
+The AWS stack is the reference image (`smlocal image build --reference`), or a venv on this host
+with sagemaker-pytorch-inference==2.0.25, torchserve==0.12.0 and setuptools<81 (plus what the
+handlers import: torch and transformers, e.g. a .pth file naming .venv's site-packages) and
+Java 17, run in its own pid namespace (harness.bench.servers.VenvReferenceServer).
 
 Each round measures, in the same order (A B C ... A B C ...):
 - in-process, one sentence per call and 16 per call: the handlers' own input_fn and predict_fn
@@ -23,6 +29,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +44,13 @@ from typing import Any, Literal
 from harness.bench.drivers import HttpDriver
 from harness.bench.load import Budget, run_level
 from harness.bench.process import TreeFigures, tree_figures
-from harness.bench.servers import ContainerServer, HostServer, Server, ServerError
+from harness.bench.servers import (
+    ContainerServer,
+    HostServer,
+    Server,
+    ServerError,
+    VenvReferenceServer,
+)
 from harness.bench.stats import LevelStats
 from harness.bench.workload import BenchRequest, WorkloadError, read_sentences, sentence_requests
 
@@ -47,6 +60,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 LEVELS = (1, 4, 16)
 BATCH = 16
 DEFAULT_REFERENCE_IMAGE = "smlocal-reference:latest"
+DEFAULT_REFERENCE_VENV = ".smlocal/reference-venv"
 # The issue's sentences when no file is given: CoLA sentences of several lengths.
 SENTENCES = (
     "Our friends won't buy this analysis, let alone the next one we propose.",
@@ -155,6 +169,9 @@ def measure_in_process(name: str, call: Callable[[bytes], bytes], sentences: Seq
 
 def start_server(configuration: ServerConfiguration, args: argparse.Namespace) -> Server:
     model_dir, code_dir = Path(args.model_dir), Path(args.code)
+    if configuration.stack == "aws" and args.reference == "venv":
+        return VenvReferenceServer(Path(args.reference_venv), model_dir, code_dir,
+                                   configuration.environ)
     if configuration.stack == "aws":
         return ContainerServer(args.reference_image, model_dir, code_dir,
                                configuration.environ, name_prefix="smlocal-bench-aws")
@@ -361,6 +378,23 @@ def configurations(args: argparse.Namespace) -> list[ServerConfiguration]:
     return found
 
 
+def reference_venv_problem(venv: Path) -> str | None:
+    """Why the AWS stack cannot run from `venv`, or None."""
+    python = venv / "bin" / "python"
+    if not python.is_file():
+        return (f"--reference-venv {venv}: no venv there (python3 -m venv {venv}; {venv}/bin/pip "
+                "install sagemaker-pytorch-inference==2.0.25 torchserve==0.12.0 'setuptools<81')")
+    probe = subprocess.run([str(python), "-c", "import sagemaker_pytorch_serving_container, "
+                            "ts, torch, transformers"], capture_output=True, text=True,
+                           check=False)
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return f"--reference-venv {venv} cannot import the stack or the handlers' needs: {last}"
+    if shutil.which("java") is None or shutil.which("unshare") is None:
+        return "--reference venv needs java (17) and unshare on PATH"
+    return None
+
+
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=".smlocal/model", help="a trained classifier")
@@ -373,6 +407,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="the AWS stack: the reference image (`smlocal image build "
                         "--reference`), a venv with the toolkit and TorchServe, or none")
     parser.add_argument("--reference-image", default=DEFAULT_REFERENCE_IMAGE)
+    parser.add_argument("--reference-venv", default=DEFAULT_REFERENCE_VENV,
+                        help="--reference venv: a venv with sagemaker-pytorch-inference==2.0.25, "
+                        "torchserve==0.12.0, setuptools<81 and what the handlers import")
     parser.add_argument("--smlocal-best", action="append", default=[], metavar="KEY=VALUE",
                         help=f"smlocal's best configuration (default {SMLOCAL_BEST})")
     parser.add_argument("--aws-best", action="append", default=[], metavar="KEY=VALUE",
@@ -396,8 +433,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     if not (Path(args.code) / "inference.py").is_file():
         parser.error(f"--code {args.code} has no inference.py")
     if args.reference == "venv":
-        parser.error("--reference venv: not available in this version; build the reference "
-                     "image (`smlocal image build --reference`) or pass --reference none")
+        problem = reference_venv_problem(Path(args.reference_venv))
+        if problem:
+            parser.error(problem)
     needs_docker = args.server == "container" or args.reference == "image"
     if needs_docker:
         wanted = [args.image] if args.server == "container" else []
