@@ -160,9 +160,11 @@ def level_line(level: LevelStats) -> str:
     figures = (f"p50 {latency.p50:.1f} ms  p90 {latency.p90:.1f} ms  p99 {latency.p99:.1f} ms"
                if latency else "no successful request")
     errors = sum(level.errors.values())
+    cpu = level.client_cpu_ms_per_request
     return (f"concurrency {level.concurrency:>3}: {level.requests} requests in "
             f"{level.wall_s:.1f} s, {level.throughput_rps:.1f} req/s, {figures}, "
-            f"{errors} errors")
+            f"{errors} errors" + (f"; this process {cpu:.2f} ms CPU per request"
+                                  if cpu is not None else ""))
 
 
 def run_bench(options: BenchOptions, out: TextIO, err: TextIO) -> int:

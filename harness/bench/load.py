@@ -68,6 +68,9 @@ class LevelRun:
     concurrency: int
     wall_s: float
     samples: list[Sample]
+    # CPU time of this whole process over the level: the generator's own cost against a
+    # server elsewhere (the server's too, in-process).
+    cpu_s: float = 0.0
 
 
 async def drive(send: Send, requests: Sequence[BenchRequest], concurrency: int,
@@ -80,6 +83,7 @@ async def drive(send: Send, requests: Sequence[BenchRequest], concurrency: int,
         raise ValueError(f"concurrency must be 1..{MAX_CONCURRENCY}, not {concurrency}")
     counter = itertools.count()
     samples: list[Sample] = []
+    cpu_started = time.process_time()
     started = time.perf_counter()
     deadline = None if budget.duration_s is None else started + budget.duration_s
 
@@ -105,7 +109,8 @@ async def drive(send: Send, requests: Sequence[BenchRequest], concurrency: int,
                 on_sample(sample)
 
     await asyncio.gather(*(user() for _ in range(concurrency)))
-    return LevelRun(concurrency, time.perf_counter() - started, samples)
+    return LevelRun(concurrency, time.perf_counter() - started, samples,
+                    time.process_time() - cpu_started)
 
 
 def run_level(driver: Driver, requests: Sequence[BenchRequest], concurrency: int,

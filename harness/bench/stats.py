@@ -3,6 +3,7 @@ count of every other outcome by status (or by error, for requests that got no an
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -58,6 +59,8 @@ class LevelStats:
     outcomes: dict[str, int]
     # Of the successful (2xx) requests only: a fast error must not flatter the figures.
     latency_ms: LatencySummary | None
+    # This process's CPU per request: the generator's own cost (the server's too, in-process).
+    client_cpu_ms_per_request: float | None = None
 
     @property
     def errors(self) -> dict[str, int]:
@@ -66,7 +69,11 @@ class LevelStats:
 
     @classmethod
     def of(cls, run: LevelRun) -> LevelStats:
-        return cls.of_samples(run.concurrency, run.samples, run.wall_s)
+        stats = cls.of_samples(run.concurrency, run.samples, run.wall_s)
+        if not run.samples:
+            return stats
+        return dataclasses.replace(
+            stats, client_cpu_ms_per_request=run.cpu_s / len(run.samples) * 1000.0)
 
     @classmethod
     def of_samples(cls, concurrency: int, samples: Sequence[Sample],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 
 from harness.bench.command import BenchUsageError, parse_concurrency
@@ -43,14 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with LoopbackServer() as server:
         driver = HttpDriver(server.url)
         for concurrency in levels:
-            cpu = time.process_time()
-            run = run_level(driver, requests, concurrency, budget, warmup=concurrency)
-            cpu_per_request = (time.process_time() - cpu) / (args.requests + concurrency)
-            level = LevelStats.of(run)
-            latency = level.latency_ms
-            assert latency is not None, f"no request succeeded: {level.outcomes}"
+            level = LevelStats.of(run_level(driver, requests, concurrency, budget,
+                                            warmup=concurrency))
+            latency, cpu_ms = level.latency_ms, level.client_cpu_ms_per_request
+            assert latency is not None and cpu_ms is not None, f"failed: {level.outcomes}"
             print(f"{concurrency:>11}  {level.throughput_rps:8.0f}  {latency.p50:7.2f}  "
-                  f"{latency.p99:7.2f}  {cpu_per_request * 1e6:24.0f}")
+                  f"{latency.p99:7.2f}  {cpu_ms * 1000:24.0f}")
     return 0
 
 

@@ -55,6 +55,7 @@ def test_a_sweep_prints_each_level_and_writes_the_figures_and_the_chart(loopback
         assert 0 < latency["minimum"] <= latency["p50"] <= latency["p90"] <= latency["p99"]
         assert latency["p99"] <= latency["maximum"]
         assert level["throughput_rps"] > 0
+        assert level["client_cpu_ms_per_request"] > 0
     assert (tmp_path / "bench.png").read_bytes().startswith(PNG_MAGIC)
 
 
