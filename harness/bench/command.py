@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.bench.drivers import driver_for
-from harness.bench.limits import MAX_CONCURRENCY
+from harness.bench.limits import MAX_CONCURRENCY, MAX_REQUESTS
 from harness.bench.load import Budget, Sample, run_level
 from harness.bench.progress import Progress, open_progress
 from harness.bench.report import SweepReport, render_table, write_chart, write_json
@@ -173,6 +173,11 @@ def run_bench(options: BenchOptions, out: TextIO, err: TextIO) -> int:
     levels = list(options.concurrency)
     if not levels:
         raise BenchUsageError("--concurrency needs at least one level")
+    if options.warmup is not None and not 0 <= options.warmup <= MAX_REQUESTS:
+        raise BenchUsageError(f"--warmup must be 0..{MAX_REQUESTS}, not {options.warmup}")
+    if options.environ and options.target != "asgi":
+        raise BenchUsageError("-e/--env sets the in-process server's settings: only with "
+                              "--target asgi (a container or an endpoint has its own)")
     try:
         options.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -186,8 +191,10 @@ def run_bench(options: BenchOptions, out: TextIO, err: TextIO) -> int:
                                      else options.target),
                              settings=settings_document(options, requests, level_budget,
                                                         warmup))
+        warming = ("one warm-up request per user" if options.warmup is None
+                   else f"{options.warmup} warm-up requests")
         print(f"smlocal bench: {report.target}; {level_budget.describe()} per level after "
-              f"{warmup[0]} warm-up; {requests[0].describe()}"
+              f"{warming}; {requests[0].describe()}"
               + (f" (+{len(requests) - 1} more bodies)" if len(requests) > 1 else ""),
               file=out, flush=True)
         try:

@@ -99,6 +99,9 @@ def test_the_in_process_app_serves_the_sweep(tiny_model, tmp_path, capsys):
         (["--concurrency", "1000"], "--concurrency 1000: each level must be 1..256"),
         (["--requests", "0"], "requests must be 1..100000, not 0"),
         (["--duration", "601"], "duration must be in (0, 600] s, not 601"),
+        (["--warmup", "-1"], "--warmup must be 0..100000, not -1"),
+        (["-e", "SAGEMAKER_TS_BATCH_SIZE=8"], "-e/--env sets the in-process server's settings: "
+         "only with --target asgi (a container or an endpoint has its own)"),
         (["--sentences", "/nonexistent/sentences.txt"],
          "sentence file /nonexistent/sentences.txt does not exist"),
     ],
