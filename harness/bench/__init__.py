@@ -9,6 +9,8 @@ One concept per module:
 - progress.py: a tqdm bar on a terminal, plain periodic lines elsewhere;
 - report.py: the printed table, the JSON document and the PNG chart;
 - command.py: `smlocal bench` end to end; parser.py: its arguments (harness/cli.py wires them);
-- servers.py: loopback servers the benchmarks start themselves (a container, `smlocal serve`);
-- process.py: memory and open files of a server's process tree.
+- servers.py: loopback servers the benchmarks start themselves (a container, `smlocal serve`,
+  the AWS stack from a venv);
+- process.py: memory and open files of a server's process tree;
+- loopback.py: a server that answers at once, to measure the generator's own cost.
 """
