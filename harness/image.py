@@ -128,8 +128,10 @@ def try_pull(reference: str, log: Log) -> bool:
     return True
 
 
-def make_offline_base(tag: str, log: Log) -> None:
-    """E2: a minimal bookworm root filesystem with Python 3.11, imported as an image."""
+def make_offline_base(tag: str, log: Log,
+                      packages: Sequence[str] = DEBOOTSTRAP_PACKAGES) -> None:
+    """E2: a minimal bookworm root filesystem with Python 3.11 (and `packages`), imported as an
+    image."""
     if shutil.which("debootstrap") is None:
         raise ImageError(
             f"no base image: {DEFAULT_BASE_IMAGE} cannot be pulled and debootstrap, which makes "
@@ -142,7 +144,7 @@ def make_offline_base(tag: str, log: Log) -> None:
     with tempfile.TemporaryDirectory(prefix="smlocal-rootfs-") as parent:
         rootfs = Path(parent) / "rootfs"
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(DEBOOTSTRAP_PACKAGES)}",
+            ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
              DEBOOTSTRAP_SUITE, str(rootfs)],
             capture_output=True, text=True, check=False,
         )
