@@ -75,10 +75,13 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
-    from harness.image import build_image
+    from harness.image import DEFAULT_TAG, build_image
+    from harness.reference_image import REFERENCE_TAG, build_reference_image
 
     # An ImageError is a CommandError: it reaches main() with its own exit code.
-    result = build_image(tag=args.tag, base_image=args.base_image, quiet=not args.verbose)
+    build = build_reference_image if args.reference else build_image
+    tag = args.tag or (REFERENCE_TAG if args.reference else DEFAULT_TAG)
+    result = build(tag=tag, base_image=args.base_image, quiet=not args.verbose)
     print(f"{result.tag}\t{result.size_bytes / 1e9:.2f} GB\ton {result.base_image}"
           f"\t{result.seconds:.1f} s")
     return 0
@@ -427,7 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     image_build = image.add_parser(
         "build", help="build the image offline (base image, wheelhouse, docker build)"
     )
-    image_build.add_argument("--tag", default="smlocal:latest")
+    image_build.add_argument("--tag", help="default: smlocal:latest, or "
+                             "smlocal-reference:latest with --reference")
+    image_build.add_argument("--reference", action="store_true",
+                             help="build the reference image instead: the AWS serving stack "
+                             "(SageMaker PyTorch inference toolkit on TorchServe)")
     image_build.add_argument("--base-image", help="default: python:3.11-slim-bookworm if "
                              "present or pullable, else smlocal/base:bookworm made by debootstrap")
     image_build.add_argument("-v", "--verbose", action="store_true",
