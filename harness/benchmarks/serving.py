@@ -58,6 +58,7 @@ from harness.bench.workload import BenchRequest, WorkloadError, read_sentences, 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 LEVELS = (1, 4, 16)
+CORES = os.cpu_count() or 1
 BATCH = 16
 DEFAULT_REFERENCE_IMAGE = "smlocal-reference:latest"
 DEFAULT_REFERENCE_VENV = ".smlocal/reference-venv"
@@ -233,6 +234,11 @@ def summarize(in_process: Sequence[InProcessRound], servers: Sequence[ServerRoun
                 "rps": _median([level.throughput_rps for level in levels]),
                 "p50_ms": _median([lat.p50 for lat in latencies]) if latencies else None,
                 "p99_ms": _median([lat.p99 for lat in latencies]) if latencies else None,
+                # The generator's share of the machine: CPU it took per second of the level,
+                # per core (it competes with the server on the same cores).
+                "generator_cpu_share": _median([
+                    (level.client_cpu_ms_per_request or 0.0) / 1000 * level.throughput_rps
+                    / CORES for level in levels]),
             }
         summary["servers"][name] = entry
     return summary
@@ -281,22 +287,24 @@ def render_markdown(summary: Mapping[str, Any], settings: Mapping[str, Any]) -> 
     lines = [
         f"{settings['rounds']} round(s), {settings['requests']} requests per level, "
         f"servers: {settings['server']}, AWS stack: {settings['reference']}; medians over the "
-        "rounds.",
+        "rounds. Generator CPU: the share of the machine's cores the load generator itself "
+        "used at concurrency 16 (it shares them with the server; the in-process limits have "
+        "no generator).",
         "",
         "| configuration | start -> first invocation (s) | c1 p50 ms | c4 req/s | c4 p99 ms "
-        "| c16 req/s | c16 p99 ms | RSS MB | PSS MB | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| c16 req/s | c16 p99 ms | RSS MB | PSS MB | errors | generator CPU at c16 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, figures in summary["in_process"].items():
         lines.append(f"| {name} | - | {_cell(figures['p50_ms'])} | - | - | "
-                     f"{_cell(figures['sentences_per_s'])} sentences/s | - | - | - | - |")
+                     f"{_cell(figures['sentences_per_s'])} sentences/s | - | - | - | - | - |")
     for name, figures in summary["servers"].items():
         lines.append(
             f"| {name} | {_cell(figures['start_s'], 2)} | {_cell(figures['c1']['p50_ms'])} | "
             f"{_cell(figures['c4']['rps'])} | {_cell(figures['c4']['p99_ms'])} | "
             f"{_cell(figures['c16']['rps'])} | {_cell(figures['c16']['p99_ms'])} | "
             f"{_cell(figures['rss_mb'], 0)} | {_cell(figures['pss_mb'], 0)} | "
-            f"{figures['errors']} |")
+            f"{figures['errors']} | {figures['c16']['generator_cpu_share']:.0%} |")
     lines += ["", "| target (issue 13) | this run | goal | met |", "|---|---:|---|---|"]
     for ratio in ratios(summary):
         value = ratio["value"]
