@@ -49,3 +49,29 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
         soak.main(["--model-dir", str(tmp_path / "missing")])
     assert exit_info.value.code == 2
     assert "--model-dir" in capsys.readouterr().err
+
+
+@pytest.mark.docker
+def test_a_short_soak_against_the_container(bert_model_dir, handler_sources, tmp_path, capsys):
+    """The default server: a container of the image, its whole process tree measured from the
+    host, removed afterwards."""
+    import subprocess
+
+    from harness.cli import main
+
+    assert main(["image", "build", "--tag", "smlocal:latest"]) == 0
+    figures_file = tmp_path / "soak.json"
+    code = soak.main(["--model-dir", str(bert_model_dir), "--code", str(handler_sources.handlers),
+                      "--requests", "100", "--block", "50", "--concurrency", "4",
+                      "--json", str(figures_file)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    figures = json.loads(figures_file.read_text())
+    assert figures["server"] == "container"
+    assert figures["outcomes"] == {"200": 80, "400": 9, "413": 1, "415": 5, "500": 5}
+    assert all(block["server"]["rss_bytes"] > 0 for block in figures["blocks"])
+    name = out.split("(", 1)[1].split(")", 1)[0]
+    assert name.startswith("smlocal-soak-")
+    listed = subprocess.run(["docker", "ps", "-a", "--filter", f"name={name}", "--format",
+                             "{{.Names}}"], capture_output=True, text=True, check=True)
+    assert listed.stdout.strip() == ""
