@@ -44,7 +44,7 @@ def run_job(settings: TrainingSettings, config: TrainingConfig) -> None:
     entry_point = config.entry_point
     if not entry_point:
         raise ConfigError("hyperparameter sagemaker_program (the entry point) is not set")
-    prepare_code(config.submit_directory, paths.code_dir)
+    prepare_code(config.submit_directory, paths.code_dir, settings.s3)
     if not (paths.code_dir / entry_point).is_file():
         raise ConfigError(f"entry point {entry_point} not found in {paths.code_dir}")
     install_requirements(settings.python, paths.code_dir)

@@ -95,6 +95,8 @@ class LogShipper:
         return thread
 
     def add(self, stream: LogStream, text: str, timestamp_ms: int | None = None) -> None:
+        if not text.strip():
+            return  # CloudWatch Logs refuses empty events
         with self._lock:
             stream.tail.append(text)
             stream.pending.append({"timestamp": timestamp_ms or int(time.time() * 1000),

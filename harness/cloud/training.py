@@ -280,7 +280,8 @@ class TrainingJobs:
         if start_time is not None:
             seconds = max(1, int((end - start_time).total_seconds()))
             changes["TrainingTimeInSeconds"] = seconds
-            changes["BillableTimeInSeconds"] = seconds * len(hosts)
+            # Per instance: the SDK multiplies by the instance count itself.
+            changes["BillableTimeInSeconds"] = seconds
         self._secondary(name, secondary, message)
         self._update(name, **changes)
         log.info("training job %s: %s", name, status)
