@@ -29,22 +29,32 @@ class ContractUsageError(Exception):
     """The contract cannot run at all (exit 2): the target or the case file is unusable."""
 
 
+DEFAULT_WAIT_S = 30.0
+# Two containers loading a model on a shared machine: TorchServe's JVM and workers included.
+DEFAULT_COMPARE_WAIT_S = 240.0
+
+
 @dataclass(frozen=True)
 class ContractOptions:
-    target: str
+    target: str | None  # None with compare
     cases: Path | None = None
     model_dir: Path | None = None
     code_dir: Path | None = None
-    wait_s: float = 30.0
+    wait_s: float | None = None
     install_requirements: bool = True
     region: str | None = None
     verbose: bool = False
+    compare: bool = False
+    image: str = "smlocal:latest"
+    reference_image: str = "smlocal-reference:latest"
+    env: tuple[str, ...] = ()
 
 
 def default_cases(options: ContractOptions) -> Path | None:
     """CODE/contract.yaml (the asgi code directory, or --code), else ./handlers/contract.yaml."""
     code_dir = options.code_dir
-    if code_dir is None and options.target == "asgi" and options.model_dir is not None:
+    if code_dir is None and (options.target == "asgi" or options.compare) \
+            and options.model_dir is not None:
         code_dir = options.model_dir / "code"
     for candidate in ((code_dir / CASES_NAME) if code_dir else None, DEFAULT_CASES):
         if candidate is not None and candidate.is_file():
@@ -108,6 +118,40 @@ def captured_server_log(verbose: bool) -> Iterator[list[logging.LogRecord]]:
         logger.propagate = previous[1]
 
 
+def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ContractUsageError(f"--env {pair!r}: expected KEY=VALUE")
+        settings[key] = value
+    return settings
+
+
+def run_comparison(options: ContractOptions, contract: Contract, out: TextIO,
+                   err: TextIO) -> int:
+    """--compare: both images on the model and handlers (harness.testing.compare)."""
+    from harness.testing.compare import CompareOptions, run_compare
+
+    if options.model_dir is None:
+        raise ContractUsageError("--compare needs --model-dir (and --code unless the model "
+                                 "directory has code/)")
+    if not options.model_dir.is_dir():
+        raise ContractUsageError(f"model directory {options.model_dir} does not exist")
+    if options.code_dir is not None and not options.code_dir.is_dir():
+        raise ContractUsageError(f"code directory {options.code_dir} does not exist")
+    compare_options = CompareOptions(
+        model_dir=options.model_dir, code_dir=options.code_dir, cases=options.cases,
+        image=options.image, reference_image=options.reference_image,
+        env=parse_env(options.env),
+        wait_s=options.wait_s if options.wait_s is not None else DEFAULT_COMPARE_WAIT_S,
+    )
+    try:
+        return run_compare(compare_options, contract, out, err)
+    except TargetUnreachable as exc:
+        raise ContractUsageError(f"a container stopped answering: {exc}") from exc
+
+
 def run_contract(options: ContractOptions, out: TextIO, err: TextIO) -> int:
     cases = options.cases if options.cases is not None else default_cases(options)
     if options.cases is not None and not options.cases.is_file():
@@ -116,6 +160,9 @@ def run_contract(options: ContractOptions, out: TextIO, err: TextIO) -> int:
     if cases is None:
         print(f"no contract file (--cases, CODE/{CASES_NAME} or {DEFAULT_CASES}): only the "
               "checks that need no example request run (S2, S4)", file=err)
+    if options.compare or options.target is None:
+        return run_comparison(options, contract, out, err)
+    wait_s = options.wait_s if options.wait_s is not None else DEFAULT_WAIT_S
     with captured_server_log(options.verbose) as server_log:
         try:
             target = open_target(options.target, model_dir=options.model_dir,
@@ -130,7 +177,7 @@ def run_contract(options: ContractOptions, out: TextIO, err: TextIO) -> int:
             name = target.description if isinstance(target, AsgiTarget) else options.target
             try:
                 if not isinstance(target, AsgiTarget):
-                    wait_until_healthy(target, options.wait_s, err)
+                    wait_until_healthy(target, wait_s, err)
                 report = run_suite(target, contract, target_name=name)
             except TargetUnreachable as exc:
                 raise ContractUsageError(f"{options.target} is unreachable: {exc}") from exc
