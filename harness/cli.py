@@ -92,6 +92,10 @@ def _cmd_contract(args: argparse.Namespace) -> int:
 
     options = ContractOptions(
         target=args.target,
+        compare=args.compare,
+        image=args.image,
+        reference_image=args.reference_image,
+        env=tuple(args.env),
         cases=Path(args.cases) if args.cases else None,
         model_dir=Path(args.model_dir) if args.model_dir else None,
         code_dir=Path(args.code) if args.code else None,
@@ -326,15 +330,30 @@ def build_parser() -> argparse.ArgumentParser:
     contract = commands.add_parser(
         "contract", help="run the serving contract suite against handlers, a container or an "
         "endpoint")
-    contract.add_argument("--target", required=True, metavar="TARGET",
-                          help="asgi (in-process, needs --model-dir), http://HOST:PORT, or "
-                          "endpoint:NAME (boto3 credentials and region)")
+    contract_target = contract.add_mutually_exclusive_group(required=True)
+    contract_target.add_argument("--target", metavar="TARGET",
+                                 help="asgi (in-process, needs --model-dir), http://HOST:PORT, "
+                                 "or endpoint:NAME (boto3 credentials and region)")
+    contract_target.add_argument("--compare", action="store_true",
+                                 help="serve --model-dir with --code from the smlocal image and "
+                                 "from the reference image (the AWS stack), run the suite on "
+                                 "both and show where the answers differ; exit 1 on a "
+                                 "difference docs/fidelity.md does not list")
+    contract.add_argument("--image", default="smlocal:latest", help="--compare: our image")
+    contract.add_argument("--reference-image", default="smlocal-reference:latest",
+                          help="--compare: the AWS stack's image (smlocal image build "
+                          "--reference)")
+    contract.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE",
+                          help="--compare: a serving setting for both containers (repeatable)")
     contract.add_argument("--cases", help="contract file (default: CODE/contract.yaml, else "
                           "handlers/contract.yaml)")
-    contract.add_argument("--model-dir", help="asgi: the unpacked model (/opt/ml/model)")
-    contract.add_argument("--code", help="asgi: handler directory (default: MODEL_DIR/code)")
-    contract.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
-                          help="http/endpoint: how long to wait for /ping 200 (default 30)")
+    contract.add_argument("--model-dir", help="asgi, --compare: the unpacked model "
+                          "(/opt/ml/model)")
+    contract.add_argument("--code", help="asgi, --compare: handler directory (default: "
+                          "MODEL_DIR/code)")
+    contract.add_argument("--wait", type=float, metavar="SECONDS",
+                          help="http/endpoint: how long to wait for /ping 200 (default 30); "
+                          "--compare: for both models to load (default 240)")
     contract.add_argument("--no-requirements", action="store_true",
                           help="asgi: do not pip-install CODE/requirements.txt first (S15)")
     contract.add_argument("--region", help="endpoint: AWS region (default: boto3's)")
