@@ -16,6 +16,7 @@ from container.serving.body import BodyLimits, read_body
 from container.serving.context import CUSTOM_ATTRIBUTES, custom_attributes_problem
 from container.serving.docs import add_docs
 from container.serving.errors import ErrorResponse, json_error
+from container.serving.head_limits import HeadLimits
 from container.serving.invocation import Invocation, Outcome
 from container.serving.runtime import ServingRuntime
 from container.serving.settings import ServingSettings
@@ -71,6 +72,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = serving
+    app.add_middleware(HeadLimits)
     add_docs(app)
 
     @app.exception_handler(StarletteHTTPException)

@@ -129,6 +129,14 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes | ErrorRespon
                 400, "BadRequestException", f"invalid Content-Length {declared_text!r}",
                 headers=CLOSE,
             )
+    if declared is not None and "transfer-encoding" in request.headers:
+        # RFC 9112 6.3: a request framed both ways may be an attempt at request smuggling (a
+        # proxy in front reading the other framing); a server may refuse it.
+        return json_error(
+            400, "BadRequestException",
+            "the request has both Content-Length and Transfer-Encoding; send one",
+            headers=CLOSE,
+        )
     closes = _connection_closes(request)
     chunks = request.stream()
     if declared is not None and declared > limits.max_bytes:

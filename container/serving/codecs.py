@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import warnings
 import zipfile
 from typing import IO, Any
 
@@ -69,8 +70,12 @@ def _json_to_array(data: str | bytes) -> np.ndarray[Any, Any]:
 
 
 def _csv_to_array(data: str | bytes) -> np.ndarray[Any, Any]:
+    text = _text(data)
     try:
-        return np.loadtxt(io.StringIO(_text(data)), delimiter=",", ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():
+            # An empty body is an empty table, as on the DLC; the warning would only fill logs.
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+            return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError as exc:
         raise InputDecodeError(f"the CSV body is not a table of numbers: {exc}") from exc
 
@@ -94,7 +99,11 @@ def _check_npy_header(
             shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
         else:
             raise InputDecodeError(f"{what} is .npy format {version}; send version 1.0 or 2.0")
-    except (ValueError, EOFError) as exc:
+    except InputDecodeError:
+        raise
+    except Exception as exc:
+        # numpy parses the header (at most 10,000 bytes) with ast and tokenize: any error of
+        # theirs (ValueError, SyntaxError, tokenize.TokenError...) means a malformed header.
         raise InputDecodeError(f"{what} is not a .npy file: {exc}") from exc
     if dtype.hasobject:
         raise InputDecodeError(
