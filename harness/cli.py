@@ -146,6 +146,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_trace(args: argparse.Namespace) -> int:
     from harness.trace import TraceError, trace_and_package
 
+    if not Path(args.model_dir).is_dir():
+        raise CommandError(f"model directory {args.model_dir} not found", EXIT_USAGE)
     try:
         traced = trace_and_package(Path(args.model_dir), Path(args.out), max_len=args.max_len)
     except TraceError as exc:
