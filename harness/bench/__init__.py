@@ -2,7 +2,9 @@
 
 One concept per module:
 - workload.py: what is sent (bodies, content types, accepts, expected statuses);
+- sending.py: what the generator needs of a transport (Driver, Send, NoAnswer);
 - drivers.py: how requests travel to each kind of target, asynchronously;
+- rawhttp.py: a lean HTTP/1.1 client, so the generator is not what is measured;
 - load.py: the load generator itself (N concurrent users, a request or time budget);
 - limits.py: the bounds of a run;
 - stats.py: latency percentiles, throughput and status counts of one level;

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.bench.drivers import driver_for
+from harness.bench.drivers import Client, driver_for
 from harness.bench.limits import MAX_CONCURRENCY, MAX_REQUESTS
 from harness.bench.load import Budget, Sample, run_level
 from harness.bench.progress import Progress, open_progress
@@ -59,6 +59,7 @@ class BenchOptions:
     region: str | None = None
     wait_s: float = 30.0
     verbose: bool = False
+    client: Client = "auto"
 
 
 def parse_concurrency(text: str) -> list[int]:
@@ -150,6 +151,7 @@ def settings_document(options: BenchOptions, requests: Sequence[BenchRequest],
         "model_dir": str(options.model_dir) if options.model_dir else None,
         "code_dir": str(options.code_dir) if options.code_dir else None,
         "environ": dict(options.environ),
+        "client": options.client,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": {"machine": platform.machine(), "python": platform.python_version()},
     }
@@ -186,7 +188,8 @@ def run_bench(options: BenchOptions, out: TextIO, err: TextIO) -> int:
     warmup = [options.warmup if options.warmup is not None else level for level in levels]
     with captured_server_log(options.verbose):
         target = open_ready_target(options, err)
-        driver = driver_for(target, region=options.region, max_concurrency=max(levels))
+        driver = driver_for(target, region=options.region, max_concurrency=max(levels),
+                            client=options.client)
         report = SweepReport(target=(target.description if isinstance(target, AsgiTarget)
                                      else options.target),
                              settings=settings_document(options, requests, level_budget,

@@ -1,22 +1,26 @@
-"""How benchmark requests travel to each kind of target, asynchronously.
+"""How benchmark requests travel to each kind of target, asynchronously (the `Driver`s of
+harness.bench.sending).
 
-A `Driver` runs a job on an event loop with a `Send` function that can have `concurrency`
-requests in flight at once: for a container one httpx AsyncClient whose connection pool is
-exactly that size (so the generator never queues for a connection and never opens more than it
-uses); in-process, a client on the app's own loop; for a real endpoint, boto3 calls on a thread
-pool of that size (boto3 is synchronous), with a connection pool to match.
+A driver runs a job on an event loop with a `Send` function that can have `concurrency`
+requests in flight at once: for a server's URL, harness.bench.rawhttp's lean client, or one
+httpx AsyncClient whose connection pool is exactly that size (so it never queues for a
+connection and never opens more than it uses); in-process, an httpx client on the app's own
+loop; for a real endpoint, boto3 calls on a thread pool of that size (boto3 is synchronous),
+with a connection pool to match.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Literal
 
 import httpx
 
+from harness.bench.rawhttp import RawHttpDriver
+from harness.bench.sending import Driver, Job, NoAnswer, T
 from harness.bench.workload import BenchRequest
 from harness.testing.asgi import BASE_URL, AsgiTarget
 from harness.testing.endpoint import READ_TIMEOUT_S, EndpointTarget
@@ -24,25 +28,9 @@ from harness.testing.http import DEFAULT_TIMEOUT_S, request_headers, without_cli
 from harness.testing.target import TargetError
 from harness.testing.targets import AnyTarget
 
-T = TypeVar("T")
 # botocore keeps 10 connections per client unless told otherwise.
 BOTOCORE_DEFAULT_POOL = 10
-
-
-class NoAnswer(Exception):
-    """The request got no HTTP answer (refused, reset, timed out); the message says which."""
-
-
-Send = Callable[[BenchRequest], Awaitable[int]]
-Job = Callable[[Send], Awaitable[T]]
-
-
-class Driver(Protocol):
-    def run(self, concurrency: int, job: Job[T]) -> T:
-        """Run `job(send)` to completion; `send` returns the status or raises NoAnswer."""
-        ...
-
-    def close(self) -> None: ...
+Client = Literal["auto", "httpx", "raw"]
 
 
 def _no_answer(exc: httpx.HTTPError) -> NoAnswer:
@@ -154,14 +142,24 @@ class EndpointDriver:
         self.target.close()
 
 
-def driver_for(target: AnyTarget, *, region: str | None = None,
-               max_concurrency: int = 1) -> Driver:
+def http_driver(base_url: str, client: Client = "auto") -> Driver:
+    """`raw` (harness.bench.rawhttp: a few tens of microseconds of CPU per request) or `httpx`
+    (most of a millisecond, which a small machine takes from the server under test); `auto`
+    is raw for plain http, httpx for https."""
+    if client == "raw" or (client == "auto" and base_url.startswith("http://")):
+        return RawHttpDriver(base_url)
+    return HttpDriver(base_url)
+
+
+def driver_for(target: AnyTarget, *, region: str | None = None, max_concurrency: int = 1,
+               client: Client = "auto") -> Driver:
     """The driver of a target `harness.testing.targets.open_target` opened; the driver owns it
-    from then on (closing the driver closes the target)."""
+    from then on (closing the driver closes the target). `client` chooses the HTTP client for
+    a server's URL."""
     if isinstance(target, AsgiTarget):
         return AsgiDriver(target)
     if isinstance(target, EndpointTarget):
         return EndpointDriver(target, region=region, max_concurrency=max_concurrency)
-    driver = HttpDriver(target.base_url)
+    driver = http_driver(target.base_url, client)
     target.close()
     return driver

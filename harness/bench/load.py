@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.bench.drivers import Driver, NoAnswer, Send
 from harness.bench.limits import MAX_CONCURRENCY, MAX_DURATION_S, MAX_REQUESTS
+from harness.bench.sending import Driver, NoAnswer, Send
 from harness.bench.workload import BenchRequest
 
 

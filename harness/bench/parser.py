@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             region=args.region,
             wait_s=args.wait,
             verbose=args.verbose,
+            client=args.client,
         )
         return run_bench(options, sys.stdout, sys.stderr)
     except BenchUsageError as exc:
@@ -91,6 +92,10 @@ def add_bench_parser(commands: Any) -> None:
     bench.add_argument("--region", help="endpoint: AWS region (default: boto3's)")
     bench.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
                        help="http/endpoint: how long to wait for /ping 200 (default 30)")
+    bench.add_argument("--client", choices=("auto", "raw", "httpx"), default="auto",
+                       help="http targets: the lean client (raw, a few tens of microseconds of "
+                       "CPU per request) or httpx (most of a millisecond); auto: raw for "
+                       "http://, httpx for https://")
     bench.add_argument("-v", "--verbose", action="store_true",
                        help="asgi: show the server log")
     bench.set_defaults(handler=run)

@@ -41,7 +41,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from harness.bench.drivers import HttpDriver
+from harness.bench.drivers import http_driver
 from harness.bench.load import Budget, run_level
 from harness.bench.process import TreeFigures, tree_figures
 from harness.bench.servers import (
@@ -186,7 +186,7 @@ def measure_server(configuration: ServerConfiguration, args: argparse.Namespace,
                    requests: Sequence[BenchRequest]) -> ServerRound:
     with start_server(configuration, args) as server:
         start_s = server.wait_until_serving(requests[0])
-        driver = HttpDriver(server.base_url)
+        driver = http_driver(server.base_url, args.client)
         levels: dict[int, LevelStats] = {}
         for concurrency in LEVELS:
             run = run_level(driver, requests, concurrency, Budget(requests=args.requests),
@@ -408,6 +408,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-dir", default=".smlocal/model", help="a trained classifier")
     parser.add_argument("--code", default="handlers", help="the handlers (served as code/)")
     parser.add_argument("--out", required=True, help="directory for serving.md/.png/.json")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="the load generator's HTTP client (raw: lean, see "
+                        "harness.bench.rawhttp)")
     parser.add_argument("--server", choices=("container", "host"), default="container",
                         help="smlocal in a container of --image, or `smlocal serve` here")
     parser.add_argument("--image", default="smlocal:latest")

@@ -1,4 +1,4 @@
-"""The load generator's own cost: `smlocal bench`'s load against a server that answers at once.
+"""The load generator's own cost: its two HTTP clients against a server that answers at once.
 
     python -m harness.benchmarks.serving_generator --requests 3000 --concurrency 1,4,16
 
@@ -19,6 +19,8 @@ from harness.bench.command import BenchUsageError, parse_concurrency
 from harness.bench.drivers import HttpDriver
 from harness.bench.load import Budget, run_level
 from harness.bench.loopback import LoopbackServer
+from harness.bench.rawhttp import RawHttpDriver
+from harness.bench.sending import Driver
 from harness.bench.stats import LevelStats
 from harness.bench.workload import default_requests
 
@@ -37,17 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     requests = default_requests()
     print(f"{args.requests} requests per level (the blog's sentence as JSON) against a "
           "server that answers at once, in its own process")
-    print(f"{'concurrency':>11}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  "
+    print(f"{'client':>6}  {'concurrency':>11}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  "
           f"{'generator CPU us/request':>24}")
     with LoopbackServer() as server:
-        driver = HttpDriver(server.url)
+        drivers: dict[str, Driver] = {"httpx": HttpDriver(server.url),
+                                      "raw": RawHttpDriver(server.url)}
         for concurrency in levels:
-            level = LevelStats.of(run_level(driver, requests, concurrency, budget,
-                                            warmup=concurrency))
-            latency, cpu_ms = level.latency_ms, level.client_cpu_ms_per_request
-            assert latency is not None and cpu_ms is not None, f"failed: {level.outcomes}"
-            print(f"{concurrency:>11}  {level.throughput_rps:8.0f}  {latency.p50:7.2f}  "
-                  f"{latency.p99:7.2f}  {cpu_ms * 1000:24.0f}")
+            for client, driver in drivers.items():
+                level = LevelStats.of(run_level(driver, requests, concurrency, budget,
+                                                warmup=concurrency))
+                latency, cpu_ms = level.latency_ms, level.client_cpu_ms_per_request
+                assert latency is not None and cpu_ms is not None, f"failed: {level.outcomes}"
+                print(f"{client:>6}  {concurrency:>11}  {level.throughput_rps:8.0f}  "
+                      f"{latency.p50:7.2f}  {latency.p99:7.2f}  {cpu_ms * 1000:24.0f}")
     return 0
 
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.bench.drivers import HttpDriver
+from harness.bench.drivers import http_driver
 from harness.bench.limits import MAX_CONCURRENCY, MAX_REQUESTS
 from harness.bench.load import Budget, Sample, run_level
 from harness.bench.process import TreeFigures, tree_figures
@@ -106,6 +106,9 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="the load generator's HTTP client (raw: lean, see "
+                        "harness.bench.rawhttp)")
     parser.add_argument("--server", choices=("container", "host"), default="container")
     parser.add_argument("--image", default="smlocal:latest", help="container: the image")
     parser.add_argument("--model-dir", default=".smlocal/model")
@@ -144,7 +147,7 @@ def run_soak(args: argparse.Namespace) -> tuple[list[Block], list[Sample], float
               f"{args.block}", flush=True)
         serving_s = server.wait_until_serving(BenchRequest(json.dumps(BLOG_SENTENCE).encode()))
         print(f"serving {serving_s:.1f} s after start", flush=True)
-        driver = HttpDriver(server.base_url)
+        driver = http_driver(server.base_url, args.client)
         print(f"{'block':>5}  {'requests':>8}  {'req/s':>7}  {'good p99 ms':>11}  "
               f"{'RSS MB':>7}  {'PSS MB':>7}  {'open files':>10}  {'processes':>9}  "
               f"unexpected", flush=True)

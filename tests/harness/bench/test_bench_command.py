@@ -153,3 +153,12 @@ def test_sentences_are_sent_one_per_request_in_order(tmp_path: Path):
     requests = sentence_requests(read_sentences(path))
     assert [request.body for request in requests] == [b'"John gave Mary a book."',
                                                       b'"Sat mat the on cat the."']
+
+
+@pytest.mark.parametrize("client", ["raw", "httpx"])
+def test_both_http_clients_run_the_sweep(loopback_url, tmp_path, capsys, client):
+    assert main(["bench", "--target", loopback_url, "--client", client, "--concurrency", "1,8",
+                 "--requests", "30", "--out", str(tmp_path)]) == 0
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert figures["settings"]["client"] == client
+    assert [level["outcomes"] for level in figures["levels"]] == [{"200": 30}, {"200": 30}]

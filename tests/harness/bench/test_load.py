@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from harness.bench.drivers import EndpointDriver, NoAnswer
+from harness.bench.drivers import EndpointDriver
 from harness.bench.load import Budget, drive, run_level
 from harness.bench.progress import PlainProgress
+from harness.bench.sending import NoAnswer
 from harness.bench.stats import LevelStats
 from harness.bench.workload import BenchRequest
 from harness.testing.endpoint import EndpointTarget
