@@ -124,11 +124,4 @@ def stop(settings: CloudSettings) -> tuple[ServerInfo | None, int]:
                 break
             time.sleep(POLL_S)
     paths.server_file.unlink(missing_ok=True)
-    leftovers = 0
-    for container in engine.our_containers():
-        engine.remove_container(container)
-        leftovers += 1
-    for network in engine.our_networks():
-        engine.remove_network(network)
-        leftovers += 1
-    return info, leftovers
+    return info, engine.remove_ours()

@@ -158,6 +158,21 @@ def remove_network(network: Any) -> None:
         network.remove()
 
 
+def remove_ours() -> int:
+    """Remove every container and network labelled ours; how many. Without a reachable engine
+    there is nothing of ours to remove (a server run without Docker)."""
+    sdk: Any = importlib.import_module("docker")
+    try:
+        containers, networks = our_containers(), our_networks()
+    except sdk.errors.DockerException:
+        return 0
+    for container in containers:
+        remove_container(container)
+    for network in networks:
+        remove_network(network)
+    return len(containers) + len(networks)
+
+
 def iter_lines(stream: Iterator[bytes]) -> Iterator[str]:
     """Whole lines from a container's log stream (chunks split lines anywhere)."""
     pending = b""

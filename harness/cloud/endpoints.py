@@ -32,6 +32,7 @@ from harness.cloud.logs import LogStream, endpoint_group
 from harness.cloud.operations import Handler, Params
 from harness.cloud.protocol import now
 from harness.cloud.records import Record
+from harness.local_mode.watch import load_failure
 
 log = logging.getLogger("smlocal.cloud")
 
@@ -39,6 +40,7 @@ KIND = "endpoint"
 MODEL_DIR = "/opt/ml/model"
 SERVING_PORT = "8080/tcp"
 PING_INTERVAL_S = 0.25
+LOAD_PROBE_INTERVAL_S = 1.0
 LOG_LINES_IN_REASON = 15
 
 
@@ -337,9 +339,17 @@ class Endpoints:
 
     def _wait_healthy(self, live: LiveEndpoint, instance: Instance) -> None:
         deadline = time.monotonic() + self.context.settings.endpoint_start_timeout_s
+        probe_at = time.monotonic() + LOAD_PROBE_INTERVAL_S
         while not live.cancelled.is_set():
             if _ping(instance.url) == 200:
                 return
+            if time.monotonic() > probe_at:
+                # /ping is 500 while loading and after a failed load; the smlocal image tells
+                # them apart on /invocations (503 "the model failed to load: ...").
+                probe_at = time.monotonic() + LOAD_PROBE_INTERVAL_S
+                if (failure := load_failure(instance.port)) is not None:
+                    raise LaunchFailed(self._reason(
+                        instance, f"could not load the model: {failure}"))
             instance.container.reload()
             if instance.container.status in ("exited", "dead"):
                 raise LaunchFailed(self._reason(instance, "exited with code "

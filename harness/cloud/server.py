@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,9 @@ class CloudServer:
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
+        # moto's backends live in the process: start from empty, whatever ran here before.
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
+                               timeout=30).close()
         restored = self.persistence.restore()
         self.persistence.start()
         self.training.recover()
@@ -122,9 +126,6 @@ class CloudServer:
         for thread in self._threads:
             thread.join(timeout=10)
         # Whatever is still labelled ours (a job's network after a crash) goes too.
-        for container in engine.our_containers():
-            engine.remove_container(container)
-        for network in engine.our_networks():
-            engine.remove_network(network)
+        engine.remove_ours()
         self.paths.server_file.unlink(missing_ok=True)
         log.info("smlocal cloud stopped")
