@@ -13,6 +13,15 @@ sentence, batches are built from sentences of similar length, and the optimizer 
 Model selection: with a `validation` channel, the epoch with the best validation MCC is kept
 (early stopping after --patience epochs without improvement). Any further channel (for example
 `ood`) is evaluated once, on the kept model. Metrics go to SM_OUTPUT_DATA_DIR/metrics.json.
+
+Checkpoints: at the end of every epoch, the whole training state goes to SageMaker's checkpoint
+directory (/opt/ml/checkpoints, which SageMaker syncs with the estimator's checkpoint_s3_uri), and
+a job that finds a checkpoint there resumes after its epoch: a killed (spot) job loses at most
+the epoch it was in, and ends with the same model as if it had never stopped.
+
+Serving: `estimator.deploy()` serves with the training entry point, so this module is also a
+serving module. It re-exports inference.py's handlers, and all training work happens under
+`__main__`: importing it only costs what importing inference.py costs.
 """
 
 from __future__ import annotations
@@ -21,13 +30,11 @@ import argparse
 import copy
 import csv
 import hashlib
-import itertools
 import json
 import logging
 import math
 import os
 import random
-import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -36,10 +43,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data.distributed import DistributedSampler
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+# The serving handlers, for `estimator.deploy()` of this estimator (SAGEMAKER_PROGRAM=train.py).
+# The code directory is on sys.path wherever this runs: /opt/ml/code for training, the model's
+# code/ for serving.
+from inference import input_fn, model_fn, predict_fn
+
+__all__ = ["input_fn", "model_fn", "predict_fn"]
 
 log = logging.getLogger("train")
 
@@ -67,9 +77,17 @@ def str2bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
 
 
+def default_checkpoint_dir() -> str:
+    """SageMaker's checkpoint directory: `checkpoints` beside the model directory, which is
+    /opt/ml/checkpoints in a training container (synced with checkpoint_s3_uri) and the job's own
+    under smlocal; none outside a training job."""
+    model_dir = os.environ.get("SM_MODEL_DIR")
+    return str(Path(model_dir).parent / "checkpoints") if model_dir else ""
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     # The blog script's arguments (same names, so its hyperparameters still work).
     parser.add_argument("--num_labels", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32, help="per host")
@@ -90,6 +108,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output-data-dir", type=str, default=env.get("SM_OUTPUT_DATA_DIR", "output")
     )
+    parser.add_argument("--checkpoint-dir", type=str, default=default_checkpoint_dir(),
+                        help="where each epoch's checkpoint goes and a restarted job resumes "
+                        "from (default: /opt/ml/checkpoints in a training job); '' for none")
     parser.add_argument("--model-name-or-path", type=str, default=None)
     parser.add_argument("--max-len", type=int, default=64, help="truncate longer sentences")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
@@ -103,18 +124,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="auto: bf16 autocast where the hardware has native bf16")
     parser.add_argument("--num-threads", type=int, default=0, help="torch threads; 0: default")
-    parser.add_argument("--layer-lr-decay", type=float, default=1.0,
-                        help="each layer's learning rate relative to the layer above it")
-    parser.add_argument("--freeze-embeddings", type=str2bool, default=False,
-                        help="keep the word embeddings fixed (half the parameters of a small BERT)")
-    parser.add_argument("--average-from", type=int, default=0,
-                        help="average the weights of every epoch from this one on (0: off); "
-                        "with a validation set the average is kept only if it scores better")
-    parser.add_argument("--test-every-epoch", type=str2bool, default=False,
-                        help="score the test set after every epoch too (for recipe studies; "
-                        "it never picks the model)")
-    parser.add_argument("--calibrate", type=str2bool, default=False,
-                        help="move the decision threshold to the best validation MCC")
     parser.add_argument("--max-train-samples", type=int, default=0, help="0: all")
     args = parser.parse_args(argv)
     if args.model_name_or_path is None:
@@ -247,7 +256,7 @@ def init_cluster(args: argparse.Namespace) -> Cluster:
         os.environ.setdefault("MASTER_ADDR", hosts[0])
         os.environ.setdefault("MASTER_PORT", "7777")
         log.info("Initializing %s process group: rank %d of %d", args.backend, rank, world_size)
-        dist.init_process_group(backend=args.backend, rank=rank, world_size=world_size)
+        torch.distributed.init_process_group(backend=args.backend, rank=rank, world_size=world_size)
     return Cluster(rank=rank, world_size=world_size)
 
 
@@ -266,32 +275,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if native else None
 
 
-def layer_depth(name: str, num_layers: int) -> int:
-    """0 for the embeddings, i + 1 for transformer layer i, num_layers + 1 for the head."""
-    match = re.search(r"\.layer\.(\d+)\.", name)
-    if match:
-        return int(match.group(1)) + 1
-    return 0 if "embeddings" in name else num_layers + 1
-
-
 def make_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """AdamW without weight decay on biases and LayerNorms; with --layer-lr-decay below 1, each
-    layer's rate is that factor times the rate of the layer above it (the head gets --lr)."""
-    num_layers = int(getattr(getattr(model, "config", None), "num_hidden_layers", 0))
-    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    """AdamW without weight decay on biases and LayerNorms."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        decays = parameter.ndim >= 2 and "LayerNorm" not in name
-        groups.setdefault((layer_depth(name, num_layers), decays), []).append(parameter)
-    param_groups = [
-        {
-            "params": params,
-            "weight_decay": args.weight_decay if decays else 0.0,
-            "lr": args.lr * args.layer_lr_decay ** (num_layers + 1 - depth),
-        }
-        for (depth, decays), params in sorted(groups.items())
-    ]
+        if parameter.requires_grad:
+            decays = parameter.ndim >= 2 and "LayerNorm" not in name
+            (decay if decays else no_decay).append(parameter)
+    param_groups = [{"params": decay, "weight_decay": args.weight_decay},
+                    {"params": no_decay, "weight_decay": 0.0}]
     # The fused kernel makes the step several times faster than the per-tensor loop.
     return torch.optim.AdamW(param_groups, lr=args.lr, eps=1e-8, fused=True)
 
@@ -318,22 +311,14 @@ class Scores:
     margins: list[float]
     labels: list[int]
 
-    def evaluation(self, threshold: float = 0.0) -> Evaluation:
+    def evaluation(self) -> Evaluation:
         tp = tn = fp = fn = 0
         for margin, label in zip(self.margins, self.labels, strict=True):
-            predicted = 1 if margin > threshold else 0
-            if predicted == 1:
+            if margin > 0:
                 tp, fp = (tp + 1, fp) if label == 1 else (tp, fp + 1)
             else:
                 tn, fn = (tn + 1, fn) if label == 0 else (tn, fn + 1)
         return evaluation_from_counts(tp, tn, fp, fn)
-
-    def best_threshold(self) -> tuple[float, Evaluation]:
-        """The decision threshold on the margin that maximises MCC (ties: the one nearest 0)."""
-        candidates = sorted(set(self.margins))
-        cuts = [0.0] + [(a + b) / 2 for a, b in itertools.pairwise(candidates)]
-        best = max(cuts, key=lambda t: (round(self.evaluation(t).mcc, 12), -abs(t)))
-        return best, self.evaluation(best)
 
 
 @torch.no_grad()
@@ -363,7 +348,7 @@ def score(
     model.train()
     if cluster.distributed:
         gathered: list[dict[int, float] | None] = [None] * cluster.world_size
-        dist.all_gather_object(gathered, margins)
+        torch.distributed.all_gather_object(gathered, margins)
         margins = {k: v for part in gathered if part for k, v in part.items()}
     order = sorted(margins)
     return Scores(margins=[margins[i] for i in order], labels=[examples.labels[i] for i in order])
@@ -389,14 +374,97 @@ def shard_fingerprint(indices: list[int]) -> str:
 
 
 def parameter_checksum(model: torch.nn.Module) -> str:
-    """A digest of every parameter's bytes: equal on all ranks iff gradients were synchronised."""
+    """A digest of every parameter's bytes: equal on all ranks iff gradients were synchronised,
+    and equal between a resumed job and one that never stopped."""
     digest = hashlib.sha256()
     for parameter in model.parameters():
         digest.update(parameter.detach().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+CHECKPOINT_FILE = "checkpoint.pt"
+# What shapes the training trajectory: a checkpoint of another job must not be resumed.
+RESUME_KEYS = ("model_name_or_path", "num_labels", "batch_size", "epochs", "lr", "seed",
+               "max_len", "warmup_ratio", "weight_decay", "lr_schedule", "max_grad_norm",
+               "patience", "bucket", "precision", "max_train_samples")
+
+
+def job_identity(args: argparse.Namespace, cluster: Cluster, train_samples: int) -> dict[str, Any]:
+    return {**{key: getattr(args, key) for key in RESUME_KEYS},
+            "world_size": cluster.world_size, "train_samples": train_samples}
+
+
+def rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(directory: str, state: dict[str, Any]) -> Path:
+    """Write atomically: a complete temporary file, flushed to disk, then renamed over the old
+    checkpoint. A job killed at any moment leaves the previous checkpoint or the new one, never
+    a torn file."""
+    target = Path(directory) / CHECKPOINT_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{CHECKPOINT_FILE}.{os.getpid()}.partial")
+    try:
+        with partial.open("wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    # The rename itself must reach the disk too.
+    directory_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+    return target
+
+
+def remove_partial_checkpoints(directory: str) -> None:
+    """The temporary files of writers that were killed mid-write: never read, only in the way."""
+    if directory and Path(directory).is_dir():
+        for partial in Path(directory).glob(f".{CHECKPOINT_FILE}.*.partial"):
+            partial.unlink(missing_ok=True)
+
+
+def load_checkpoint(directory: str, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint in `directory`, if there is one; refuse one of a different job."""
+    path = Path(directory) / CHECKPOINT_FILE
+    if not directory or not path.is_file():
+        return None
+    # Plain tensors and containers only: nothing in a checkpoint is executed.
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    if state["identity"] != identity:
+        changed = sorted(key for key in identity if state["identity"].get(key) != identity[key])
+        raise ValueError(f"{path} belongs to a job with other settings ({', '.join(changed)}); "
+                         "give this job another checkpoint directory")
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# The job
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data.distributed import DistributedSampler
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     started = time.perf_counter()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -427,11 +495,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         args.model_name_or_path, num_labels=args.num_labels
     ).to(device)
     model.train()
-    if args.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    # DDP all-reduces gradients on every backward (gloo on CPU): the blog's DataParallel on CPU
-    # synchronised nothing.
-    wrapped: torch.nn.Module = DistributedDataParallel(model) if cluster.distributed else model
 
     # Sampling needs only the dataset's length, so the sampler gets the index range.
     sampler: DistributedSampler[int] = DistributedSampler(
@@ -442,16 +505,47 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     steps_per_epoch = math.ceil(len(sampler) / args.batch_size)
     optimizer = make_optimizer(model, args)
     schedule = make_schedule(optimizer, args, steps_per_epoch * args.epochs)
+
+    # Everything an epoch changes, so that a restarted job continues exactly where it stopped.
+    history: list[dict[str, Any]] = []
+    best_mcc, best_epoch, best_state = -2.0, 0, None
+    train_seconds, samples_seen, finished = 0.0, 0, False
+    identity = job_identity(args, cluster, len(train_set))
+    if cluster.is_main:
+        remove_partial_checkpoints(args.checkpoint_dir)
+    resumed = load_checkpoint(args.checkpoint_dir, identity)
+    if cluster.distributed:
+        # Rank 0 writes, every host reads its own copy (SageMaker downloads checkpoint_s3_uri
+        # to each): they must agree, or the ranks would train different epochs and deadlock.
+        epochs: list[int | None] = [None] * cluster.world_size
+        torch.distributed.all_gather_object(epochs, resumed["epoch"] if resumed else 0)
+        if len(set(epochs)) != 1:
+            raise RuntimeError(f"the hosts found checkpoints of different epochs: {epochs}")
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        schedule.load_state_dict(resumed["schedule"])
+        history = resumed["history"]
+        best_mcc, best_epoch = resumed["best_mcc"], resumed["best_epoch"]
+        best_state = resumed["best_state"]
+        if best_state is None and best_epoch == resumed["epoch"]:
+            best_state = copy.deepcopy(model.state_dict())
+        train_seconds, samples_seen = resumed["train_seconds"], resumed["samples_seen"]
+        finished = resumed["finished"]
+        restore_rng_states(resumed["rng"])
+        log.info("Resuming after epoch %d from %s (parameter checksum %s)", resumed["epoch"],
+                 Path(args.checkpoint_dir) / CHECKPOINT_FILE, parameter_checksum(model))
+        del resumed
+    # DDP all-reduces gradients on every backward (gloo on CPU): the blog's DataParallel on CPU
+    # synchronised nothing.
+    wrapped: torch.nn.Module = DistributedDataParallel(model) if cluster.distributed else model
     log.info("Training on %d sentences (%d on this host), %d steps per epoch",
              len(train_set), len(sampler), steps_per_epoch)
 
-    history: list[dict[str, Any]] = []
-    best_mcc, best_epoch, best_state = -2.0, 0, None
-    average: dict[str, torch.Tensor] | None = None
-    averaged = 0
-    train_seconds = 0.0
-    samples_seen = 0
-    for epoch in range(1, args.epochs + 1):
+    first_epoch = history[-1]["epoch"] + 1 if history else 1
+    for epoch in range(first_epoch, args.epochs + 1):
+        if finished:
+            break
         sampler.set_epoch(epoch)
         shard = list(sampler)
         if epoch == 1 and cluster.distributed:
@@ -487,55 +581,44 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         }
         # With a validation set, only it is looked at between epochs (it picks the model); the
         # test set is scored once, at the end. Without one, the test set every epoch, as the blog.
-        epoch_sets = [VALIDATION_CHANNEL] if VALIDATION_CHANNEL in eval_sets else [TEST_CHANNEL]
-        if args.test_every_epoch and TEST_CHANNEL not in epoch_sets:
-            epoch_sets.append(TEST_CHANNEL)
-        for name in epoch_sets:
-            examples = eval_sets[name]
-            scores = score(wrapped, examples, cluster, args, pad_id, device, amp)
-            record[name] = asdict(scores.evaluation())
-            log_evaluation(name, scores.evaluation())
-            if name == VALIDATION_CHANNEL:
-                threshold, tuned = scores.best_threshold()
-                record["validation_tuned"] = {"threshold": threshold, **asdict(tuned)}
-                log.info("Validation set: MCC at the best threshold (%.3f): %s", threshold,
-                         tuned.mcc)
+        name = VALIDATION_CHANNEL if VALIDATION_CHANNEL in eval_sets else TEST_CHANNEL
+        result = score(wrapped, eval_sets[name], cluster, args, pad_id, device, amp).evaluation()
+        record[name] = asdict(result)
+        log_evaluation(name, result)
         history.append(record)
-        if args.average_from and epoch >= args.average_from:
-            averaged += 1
-            average = accumulate_average(average, model, averaged)
+        finished = epoch == args.epochs
         if VALIDATION_CHANNEL in eval_sets:
-            mcc = record[VALIDATION_CHANNEL]["mcc"]
-            if mcc > best_mcc:
-                best_mcc, best_epoch = mcc, epoch
+            if result.mcc > best_mcc:
+                best_mcc, best_epoch = result.mcc, epoch
                 best_state = copy.deepcopy(model.state_dict())
             elif args.patience and epoch - best_epoch >= args.patience:
                 log.info("Stopping early: validation MCC has not improved since epoch %d",
                          best_epoch)
-                break
+                finished = True
+        if args.checkpoint_dir and cluster.is_main:
+            checkpoint_start = time.perf_counter()
+            path = save_checkpoint(args.checkpoint_dir, {
+                "identity": identity, "epoch": epoch, "finished": finished,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "rng": rng_states(), "history": history,
+                # The best weights only when they are not the current ones.
+                "best_mcc": best_mcc, "best_epoch": best_epoch,
+                "best_state": best_state if best_epoch != epoch else None,
+                "train_seconds": train_seconds, "samples_seen": samples_seen,
+            })
+            log.info("Checkpoint of epoch %d saved to %s in %.1f s (parameter checksum %s)",
+                     epoch, path, time.perf_counter() - checkpoint_start,
+                     parameter_checksum(model))
     if best_state is not None and best_epoch != history[-1]["epoch"]:
         log.info("Keeping the model of epoch %d (best validation MCC %.4f)", best_epoch, best_mcc)
         model.load_state_dict(best_state)
     kept_epoch: int = best_epoch or history[-1]["epoch"]
-    kept: int | str = kept_epoch
-    if average is not None and averaged > 1:
-        kept = choose_average(model, average, averaged, history, kept_epoch, eval_sets,
-                              lambda examples: score(wrapped, examples, cluster, args, pad_id,
-                                                     device, amp))
     final_sets = dict(eval_sets)
     for channel, directory in extra_channels(args).items():
         final_sets[channel] = encode(tokenizer, *read_csv_channel(directory, f"{channel}.csv"),
                                      args.max_len)
-    threshold = 0.0
-    if args.calibrate and VALIDATION_CHANNEL in eval_sets and args.num_labels == 2:
-        validation = score(wrapped, eval_sets[VALIDATION_CHANNEL], cluster, args, pad_id,
-                           device, amp)
-        threshold, _ = validation.best_threshold()
-        shift_decision_threshold(model, threshold)
-        log.info("Calibrated the decision threshold on the validation set: %.4f", threshold)
-    # The figures of the model as saved: every set scored once more, after selection and
-    # calibration.
-    log.info("Evaluating the saved model (epoch %s)", kept)
+    # The figures of the model as saved: every set scored once more, after selection.
+    log.info("Evaluating the saved model (epoch %s)", kept_epoch)
     final: dict[str, Any] = {}
     for name, examples in final_sets.items():
         result = score(wrapped, examples, cluster, args, pad_id, device, amp).evaluation()
@@ -548,11 +631,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "model_name_or_path": args.model_name_or_path,
         "world_size": cluster.world_size,
         "train_samples": len(train_set),
-        "train_samples_per_s": round(samples_seen / train_seconds, 2),
+        "train_samples_per_s": round(samples_seen / train_seconds, 2) if train_seconds else 0.0,
         "train_seconds": round(train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "kept_epoch": kept,
-        "decision_threshold": threshold,
+        "kept_epoch": kept_epoch,
         "epochs": history,
         "final": final,
         "parameter_checksum": checksum,
@@ -566,47 +648,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         output.mkdir(parents=True, exist_ok=True)
         (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if cluster.distributed:
-        dist.barrier()  # finish together: compose stops every host when the first one exits
-        dist.destroy_process_group()
+        torch.distributed.barrier()  # finish together: compose stops every host when one exits
+        torch.distributed.destroy_process_group()
     return metrics
-
-
-def accumulate_average(
-    average: dict[str, torch.Tensor] | None, model: torch.nn.Module, count: int
-) -> dict[str, torch.Tensor]:
-    """The running mean of the floating-point weights over `count` epoch ends."""
-    state = model.state_dict()
-    if average is None:
-        return {k: v.detach().clone() for k, v in state.items() if v.is_floating_point()}
-    for key, value in average.items():
-        value.add_(state[key].detach() - value, alpha=1.0 / count)
-    return average
-
-
-def choose_average(
-    model: torch.nn.Module,
-    average: dict[str, torch.Tensor],
-    averaged: int,
-    history: list[dict[str, Any]],
-    kept: int,
-    eval_sets: dict[str, Examples],
-    scorer: Any,
-) -> int | str:
-    """Load the weight average if it is the better model; say which one is kept."""
-    first = history[-1]["epoch"] - averaged + 1
-    label = f"average of epochs {first}-{history[-1]['epoch']}"
-    single = copy.deepcopy(model.state_dict())
-    model.load_state_dict(average, strict=False)
-    if VALIDATION_CHANNEL not in eval_sets:
-        log.info("Keeping the %s", label)
-        return label
-    mcc = scorer(eval_sets[VALIDATION_CHANNEL]).evaluation().mcc
-    best = history[kept - 1][VALIDATION_CHANNEL]["mcc"]
-    log.info("Validation set: MCC of the %s: %s (epoch %d: %s)", label, mcc, kept, best)
-    if mcc > best:
-        return label
-    model.load_state_dict(single)
-    return kept
 
 
 def log_evaluation(name: str, result: Evaluation) -> None:
@@ -615,25 +659,19 @@ def log_evaluation(name: str, result: Evaluation) -> None:
     log.info("%s: MCC: %s", label, result.mcc)
 
 
-def shift_decision_threshold(model: torch.nn.Module, threshold: float) -> None:
-    """Fold a decision threshold on the class-1 margin into the classifier's bias, so that the
-    served model's argmax (`np.argmax(result, axis=1)`) applies it with no extra code."""
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 2]
-    if not heads:
-        raise ValueError("no 2-way linear classifier head to calibrate")
-    with torch.no_grad():
-        heads[-1].bias[1] -= threshold / 2
-        heads[-1].bias[0] += threshold / 2
-
-
 def extra_channels(args: argparse.Namespace) -> dict[str, str]:
+    """Channels to evaluate the kept model on: any but the training, test and validation ones,
+    and a checkpoint directory that arrives as a channel (smlocal local mode)."""
     known = {TRAIN_CHANNEL, TEST_CHANNEL, VALIDATION_CHANNEL}
     channels = json.loads(os.environ.get("SM_CHANNELS", "[]"))
-    return {
+    directories = {
         channel: os.environ[f"SM_CHANNEL_{channel.upper()}"]
         for channel in channels
         if channel not in known and f"SM_CHANNEL_{channel.upper()}" in os.environ
     }
+    checkpoints = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
+    return {channel: directory for channel, directory in directories.items()
+            if Path(directory).resolve() != checkpoints}
 
 
 def save(model: torch.nn.Module, tokenizer: Any, model_dir: str) -> None:
