@@ -37,7 +37,12 @@ def load_train_module() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     # Registered first: its dataclasses look their module up while the class body runs.
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    # As in /opt/ml/code: the code directory is on sys.path (train.py imports inference.py).
+    sys.path.insert(0, str(ROOT / "handlers"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "handlers"))
     return module
 
 
