@@ -13,7 +13,7 @@ from harness.benchmarks import soak
 pytestmark = pytest.mark.slow
 
 
-def test_the_mix_has_every_kind_of_bad_request_with_its_status():
+def test_S4_S23_S24_the_mix_has_every_kind_of_bad_request_with_its_status():
     mix = soak.request_mix()
     assert len(mix) == 100
     statuses = {request.label: request.expected_status for request in mix}
@@ -24,8 +24,8 @@ def test_the_mix_has_every_kind_of_bad_request_with_its_status():
     assert len(oversized.body) == 6 * 1024 * 1024 + 1
 
 
-def test_a_short_soak_against_the_host_server(bert_model_dir, handler_sources, tmp_path,
-                                              capsys):
+def test_S4_S23_S24_a_short_soak_against_the_host_server(bert_model_dir, handler_sources,
+                                                        tmp_path, capsys):
     figures_file = tmp_path / "soak.json"
     code = soak.main(["--server", "host", "--model-dir", str(bert_model_dir),
                       "--code", str(handler_sources.handlers), "--requests", "200",
@@ -52,7 +52,8 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.docker
-def test_a_short_soak_against_the_container(bert_model_dir, handler_sources, tmp_path, capsys):
+def test_S4_S23_S24_a_short_soak_against_the_container(bert_model_dir, handler_sources,
+                                                       tmp_path, capsys):
     """The default server: a container of the image, its whole process tree measured from the
     host, removed afterwards."""
     import subprocess
