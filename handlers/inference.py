@@ -65,6 +65,12 @@ def model_fn(model_dir: str) -> torch.nn.Module:
     return model
 
 
+def model_warmup_fn(model_dir: str, model: torch.nn.Module) -> None:
+    """One forward before the endpoint reports healthy, so the first caller does not pay for
+    torch's first-call set-up (the toolkit and smlocal both call this hook after model_fn)."""
+    predict_fn(input_fn(json.dumps("Warm up."), JSON_CONTENT_TYPE), model)
+
+
 def _media_type(content_type: str | None) -> str:
     # Clients often send "application/json; charset=utf-8"; the parameters do not matter here.
     return (content_type or "").split(";", 1)[0].strip().lower()

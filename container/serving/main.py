@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         return 1
     log.info("listening on %s:%d", settings.host, sock.getsockname()[1])
+    from container.serving.runtime import start_early
+
+    start_early(settings)
 
     import uvicorn
 

@@ -8,11 +8,11 @@ single-threaded, so forking from it is safe; forking from the server, which runs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
@@ -67,15 +67,13 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 class WorkerProcess:
-    """The server's handle on one worker process. Its blocking calls run in `executor`, one at
-    a time, never on the event loop."""
+    """The server's handle on one worker process. `start` and `stop` block (run them in a
+    thread); `run` is a coroutine: the event loop writes the batch and is woken when the reply
+    is readable, with no thread hand-offs on the way (they cost more than the pipe itself)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self.loaded: Loaded | None = None
-        self.executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"model-worker-{spec.index}"
-        )
         self._conn: Connection | None = None
         self._process: BaseProcess | None = None
 
@@ -87,16 +85,21 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
+    def _died(self) -> WorkerDied:
+        """Once the pipe has closed: why the process ended (it is gone, so join is short)."""
+        assert self._process is not None
+        self._process.join(STOP_GRACE_S)
+        return WorkerDied(
+            f"the worker process (pid {self._process.pid}) "
+            f"{describe_exit(self._process.exitcode)}"
+        )
+
     def _receive(self) -> WorkerReport:
-        assert self._conn is not None and self._process is not None
+        assert self._conn is not None
         try:
             report: WorkerReport = self._conn.recv()
         except (EOFError, OSError) as exc:
-            self._process.join(STOP_GRACE_S)
-            raise WorkerDied(
-                f"the worker process (pid {self._process.pid}) "
-                f"{describe_exit(self._process.exitcode)}"
-            ) from exc
+            raise self._died() from exc
         return report
 
     def start(self) -> Loaded | LoadFailed:
@@ -121,14 +124,32 @@ class WorkerProcess:
             return report
         return LoadFailed("unexpected report", repr(report))
 
-    def run(self, invocations: tuple[Invocation, ...]) -> tuple[Outcome, ...]:
+    async def run(self, invocations: tuple[Invocation, ...]) -> tuple[Outcome, ...]:
         """Send a batch and wait for its outcomes; WorkerDied if the process ends first."""
-        assert self._conn is not None
+        conn = self._conn
+        assert conn is not None
+        loop = asyncio.get_running_loop()
         try:
-            self._conn.send(RunBatch(invocations))
+            # A pipe holds 64 KiB: a larger batch blocks here until the idle worker reads it.
+            conn.send(RunBatch(invocations))
         except (OSError, ValueError) as exc:
-            raise WorkerDied(f"cannot reach the worker process: {exc}") from exc
-        report = self._receive()
+            raise await asyncio.to_thread(self._died) from exc
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(conn.fileno(), wake)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(conn.fileno())
+        try:
+            # The worker writes its reply in one go: once readable, the rest follows at once.
+            report: WorkerReport = conn.recv()
+        except (EOFError, OSError) as exc:
+            raise await asyncio.to_thread(self._died) from exc
         if not isinstance(report, BatchDone) or len(report.outcomes) != len(invocations):
             raise WorkerDied(f"the worker process answered {type(report).__name__}")
         return report.outcomes
@@ -148,4 +169,3 @@ class WorkerProcess:
             if self._process.is_alive():
                 self._process.kill()
                 self._process.join(STOP_GRACE_S)
-        self.executor.shutdown(wait=False, cancel_futures=True)

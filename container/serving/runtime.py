@@ -18,7 +18,11 @@ from container.serving.errors import json_error
 from container.serving.invocation import Invocation, Outcome
 from container.serving.pool import WorkerDied, WorkerProcess, start_forkserver
 from container.serving.protocol import Loaded, LoadFailed, WorkerSpec
-from container.serving.requirements import RequirementsError, install_requirements
+from container.serving.requirements import (
+    RequirementsError,
+    already_satisfied,
+    install_requirements,
+)
 from container.serving.settings import ServingSettings
 
 log = logging.getLogger("smlocal.serve")
@@ -26,6 +30,15 @@ log = logging.getLogger("smlocal.serve")
 # A worker that keeps failing to come back is retried at growing intervals, up to this.
 MAX_RESTART_DELAY_S = 30.0
 WORKER_DIED = "Worker died."
+
+
+def start_early(settings: ServingSettings) -> None:
+    """Start the preloading forkserver (seconds of torch imports) right after the port is bound,
+    while the server itself imports, unless pip must run first: the preloaded modules must be
+    the installed ones."""
+    requirements = settings.requirements_file
+    if not requirements.is_file() or already_satisfied(requirements):
+        start_forkserver()
 
 
 class ModelState(enum.Enum):
@@ -192,17 +205,13 @@ class ServingRuntime:
 
     async def _serve(self, slot: WorkerSlot) -> None:
         assert self._queue is not None
-        loop = asyncio.get_running_loop()
         while True:
             batch = await next_batch(self._queue, self.batch_size, self.max_batch_delay_s)
             async with slot.lock:
                 worker = slot.worker
                 slot.running = batch
                 try:
-                    outcomes = await loop.run_in_executor(
-                        worker.executor, worker.run,
-                        tuple(pending.invocation for pending in batch),
-                    )
+                    outcomes = await worker.run(tuple(pending.invocation for pending in batch))
                 except WorkerDied as died:
                     log.error("worker %d: %s; %d request(s) lost with it", slot.index, died,
                               len(batch))
@@ -254,9 +263,10 @@ class ServingRuntime:
         pending = PendingInvocation(invocation, future)
         self._queue.put_nowait(pending)
         try:
-            # S3: the timeout covers queueing and the handlers; shield keeps the future alive
-            # so the worker can still settle it (nobody listens any more) when it finishes.
-            return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout_s)
+            # S3: the timeout covers queueing and the handlers. A timed-out future is
+            # cancelled: a worker that still finishes it settles nobody.
+            async with asyncio.timeout(self.settings.timeout_s):
+                return await future
         except TimeoutError:
             return self._time_out(pending)
         finally:

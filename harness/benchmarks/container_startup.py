@@ -1,9 +1,12 @@
-"""Container start -> first `/ping` 200, and SIGTERM -> exit, for the smlocal image serving a model.
+"""Container start -> first `/ping` 200 -> first successful invocation, and SIGTERM -> exit, for
+an image serving a model.
 
     python -m harness.benchmarks.container_startup --model-dir .smlocal/model --runs 3
 
 Each run starts `docker run IMAGE serve` with the model mounted read-only at /opt/ml/model and
-the handlers at /opt/ml/code, polls /ping every 50 ms on 127.0.0.1, then stops the container.
+the handlers at /opt/ml/code, polls /ping every 20 ms on 127.0.0.1 and, the moment it is 200,
+invokes the blog's sentence: a 200 /ping must mean an invocation succeeds (S2). Then it stops the
+container.
 """
 
 from __future__ import annotations
@@ -29,7 +32,21 @@ def ping_status(url: str) -> int:
         return 0
 
 
-def one_run(image: str, model_dir: Path, code_dir: Path, port: int) -> tuple[float, float]:
+SENTENCE = b'"Somebody just left - guess who."'
+
+
+def invoke_status(url: str) -> int:
+    request = urllib.request.Request(url, data=SENTENCE, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def one_run(image: str, model_dir: Path, code_dir: Path,
+            port: int) -> tuple[float, float, float]:
     name = f"smlocal-bench-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     subprocess.run(
@@ -43,11 +60,15 @@ def one_run(image: str, model_dir: Path, code_dir: Path, port: int) -> tuple[flo
         while ping_status(f"http://127.0.0.1:{port}/ping") != 200:
             if time.perf_counter() - started > 240:
                 raise TimeoutError("no /ping 200 within 240 s (SageMaker's limit)")
-            time.sleep(0.05)
+            time.sleep(0.02)
         healthy = time.perf_counter() - started
+        status = invoke_status(f"http://127.0.0.1:{port}/invocations")
+        if status != 200:
+            raise RuntimeError(f"/ping was 200 but the first invocation answered {status}")
+        served = time.perf_counter() - started
         stop_started = time.perf_counter()
         subprocess.run(["docker", "stop", name], check=True, capture_output=True)
-        return healthy, time.perf_counter() - stop_started
+        return healthy, served, time.perf_counter() - stop_started
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
 
@@ -65,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     results = [one_run(args.image, args.model_dir, args.code, args.port) for _ in range(args.runs)]
-    for number, (healthy, stopped) in enumerate(results, start=1):
-        print(f"run {number}: start -> /ping 200 {healthy:6.2f} s   docker stop {stopped:5.2f} s")
+    for number, (healthy, served, stopped) in enumerate(results, start=1):
+        print(f"run {number}: start -> /ping 200 {healthy:6.2f} s   -> first invocation "
+              f"{served:6.2f} s   docker stop {stopped:5.2f} s")
     print(f"median: start -> /ping 200 {statistics.median(r[0] for r in results):.2f} s, "
-          f"docker stop {statistics.median(r[1] for r in results):.2f} s")
+          f"-> first invocation {statistics.median(r[1] for r in results):.2f} s, "
+          f"docker stop {statistics.median(r[2] for r in results):.2f} s")
     return 0
 
 
