@@ -217,3 +217,78 @@ def test_serve_reload_picks_up_a_saved_handler(host_server, capsys):
             break
         assert time.monotonic() < deadline, "the saved handler never took effect"
         time.sleep(0.2)
+
+
+ANY_MODEL_CASES = ROOT / "tests" / "harness" / "testing" / "cola_any_model.yaml"
+DOCSTRING = '    """The logits, one row per sentence: the rows padded to the longest, one forward."""'
+
+
+@pytest.mark.slow
+def test_reload_of_the_project_handlers_never_breaks_the_endpoint(bert_model_dir, tmp_path):
+    """As a new user tries it: `smlocal serve --reload` with handlers/inference.py, an edit of
+    predict_fn's docstring only, and every request before, during and after the reload is
+    served; the contract suite then passes (the module's tokenizer came with the reload)."""
+    import shutil
+    import socket
+    import threading
+
+    code_dir = tmp_path / "code"
+    shutil.copytree(ROOT / "handlers", code_dir)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "serve", "--model-dir", str(bert_model_dir),
+             "--code", str(code_dir), "--port", str(port), "--reload"],
+            cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT,
+        )
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_invoking() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                response = client.post("/invocations", json="Somebody just left - guess who.")
+                statuses.append(response.status_code)
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        traffic = threading.Thread(target=keep_invoking)
+        traffic.start()
+        time.sleep(0.5)
+        source = (code_dir / "inference.py").read_text()
+        assert DOCSTRING in source
+        edited_at = time.monotonic()
+        (code_dir / "inference.py").write_text(
+            source.replace(DOCSTRING, DOCSTRING[:-3] + ' Edited."""'))
+        while "reload: now serving" not in log.read_text():
+            assert time.monotonic() - edited_at < 30, log.read_text()
+            time.sleep(0.05)
+        reloaded_in = time.monotonic() - edited_at
+        time.sleep(0.5)
+        stop.set()
+        traffic.join(30)
+        contract = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "contract", "--target", url,
+             "--cases", str(ANY_MODEL_CASES)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        stop.set()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} requests: {set(statuses)}"
+    assert contract.returncode == 0, contract.stdout + contract.stderr
+    # model_fn and the warm-up ran again in a fresh worker before it took over.
+    assert reloaded_in < 3, f"the edit took {reloaded_in:.1f} s to be served"
