@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from hostile_server import GOOD_DEFAULT_BODY, GOOD_SENTENCES
 from raw_http import Pause, Step, chunked, request_bytes
 
 # A step that is costly to make (megabytes, a zip bomb) is made when its case runs.
@@ -30,8 +31,6 @@ MIB = 1024 * 1024
 LIMIT = 6 * MIB  # S4
 # Who would create this file if a pickle in a request body were ever loaded.
 PICKLE_MARKER = Path(tempfile.gettempdir()) / "smlocal-hostile-pickle-ran"
-GOOD_DEFAULT_BODY = b"[[1.0, 2.0, 3.0]]"
-GOOD_SENTENCES = b'["The cat sat on the mat."]'
 # The body timeout the corpus servers run with (SMLOCAL_BODY_TIMEOUT), so slow clients are
 # answered within the test's patience.
 BODY_TIMEOUT_S = 2.0

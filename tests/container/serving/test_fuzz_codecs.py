@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import zipfile
 from typing import Any
@@ -23,8 +24,10 @@ from hypothesis.extra import numpy as hnp
 from container.serving import codecs
 from container.serving.errors import RequestContractError
 
-# Bounded so the module stays within a few seconds in CI.
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Bounded so the module stays within a few seconds in CI; SMLOCAL_FUZZ_EXAMPLES=5000 for a
+# deeper run by hand.
+EXAMPLES = int(os.environ.get("SMLOCAL_FUZZ_EXAMPLES", "100"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Generous: one decode of a small fuzzed body takes microseconds; a hang or a quadratic path
 # would take seconds.
 MAX_DECODE_S = 2.0
