@@ -180,6 +180,19 @@ def smlocal_image() -> str:
     return IMAGE
 
 
+REFERENCE_IMAGE = os.environ.get("SMLOCAL_TEST_REFERENCE_IMAGE", "smlocal-reference:latest")
+
+
+@pytest.fixture(scope="session")
+def reference_image() -> str:
+    """The reference image (the AWS serving stack) through `smlocal image build --reference`
+    (cheap when cached: `make test` builds it before pytest)."""
+    from harness.cli import main
+
+    assert main(["image", "build", "--reference", "--tag", REFERENCE_IMAGE]) == 0
+    return REFERENCE_IMAGE
+
+
 @pytest.fixture
 def containers(smlocal_image: str) -> Iterator[Containers]:
     running = Containers(smlocal_image)
