@@ -98,7 +98,7 @@ class FrontApp:
             if answered is not None:
                 return answered(environ, start_response)
         result = self.moto(environ, start_response)
-        if service in (None, "s3") and method in S3_WRITES:
+        if service == "s3" and method in S3_WRITES:
             bucket = path.lstrip("/").split("/", 1)[0]
             if bucket:
                 self.buckets.changed(bucket)
