@@ -20,11 +20,13 @@ image: bootstrap
 
 # Everything CI runs: lint, the image, then the whole test suite (Docker and SDK tests included).
 # The image is built here rather than on first use inside pytest, so its build log stays readable
-# and a broken build stops CI before the tests.
+# and a broken build stops CI before the tests. The reference image (the AWS serving stack, for
+# the differential contract tests: docs/fidelity.md) is built, and cached, the same way.
 test: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 	if [ "$${SMLOCAL_NO_DOCKER:-0}" != 1 ]; then $(SMLOCAL) image build $(if $(filter true 1,$(CI)),--verbose); fi
+	if [ "$${SMLOCAL_NO_DOCKER:-0}" != 1 ]; then $(SMLOCAL) image build --reference $(if $(filter true 1,$(CI)),--verbose); fi
 	.venv/bin/pytest
 
 # The main job: CoLA -> train the embedded BERT -> serve it with docker compose -> invoke ->
