@@ -1,10 +1,10 @@
-"""The HTTP surface: /ping (S2), /invocations (S3, S4, S8-S13), /execution-parameters (S6) and
-TorchServe-style JSON errors for everything else (S7). OpenAPI at /docs, with its assets served
-locally."""
+"""The HTTP surface: /ping (S2), /invocations (S3, S4, S8-S13), /execution-parameters (S6),
+/models on a multi-model endpoint, and TorchServe-style JSON errors for everything else (S7).
+OpenAPI at /docs, with its assets served locally."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from container.serving.docs import add_docs
 from container.serving.errors import ErrorResponse, json_error
 from container.serving.head_limits import HeadLimits
 from container.serving.invocation import Invocation, Outcome
+from container.serving.multi_model import MultiModelRuntime
 from container.serving.runtime import ServingRuntime
 from container.serving.settings import ServingSettings
 
@@ -48,11 +49,13 @@ def _to_response(outcome: Outcome) -> Response:
 
 def create_app(
     settings: ServingSettings,
-    runtime: ServingRuntime | None = None,
+    runtime: ServingRuntime | MultiModelRuntime | None = None,
     *,
     body_limits: BodyLimits | None = None,
 ) -> FastAPI:
-    serving = runtime or ServingRuntime(settings)
+    serving = runtime or (
+        MultiModelRuntime(settings) if settings.multi_model else ServingRuntime(settings)
+    )
     limits = body_limits or BodyLimits.from_environ(settings.max_request_bytes)
 
     @asynccontextmanager
@@ -97,13 +100,7 @@ def create_app(
             return JSONResponse({"status": "Healthy"})
         return JSONResponse({"status": "Unhealthy"}, status_code=500)
 
-    @app.post(
-        "/invocations",
-        summary="Run the handlers on one request (S8-S13)",
-        openapi_extra=_INVOCATIONS_OPENAPI,
-        response_class=Response,
-    )
-    async def invocations(request: Request) -> Response:
+    async def read_invocation(request: Request) -> Invocation | Response:
         body = await read_body(request, limits)
         if isinstance(body, ErrorResponse):
             return _to_response(body)
@@ -119,7 +116,22 @@ def create_app(
             problem = None if attributes is None else custom_attributes_problem(attributes)
             if problem is not None:
                 return _to_response(json_error(400, "BadRequestException", problem))
+        return invocation
+
+    @app.post(
+        "/invocations",
+        summary="Run the handlers on one request (S8-S13)",
+        openapi_extra=_INVOCATIONS_OPENAPI,
+        response_class=Response,
+    )
+    async def invocations(request: Request) -> Response:
+        invocation = await read_invocation(request)
+        if isinstance(invocation, Response):
+            return invocation
         return _to_response(await serving.invoke(invocation))
+
+    if isinstance(serving, MultiModelRuntime):
+        add_model_routes(app, serving, read_invocation)
 
     @app.get("/execution-parameters", summary="Batch transform parameters (S6)")
     async def execution_parameters() -> dict[str, Any]:
@@ -130,3 +142,48 @@ def create_app(
         }
 
     return app
+
+
+def add_model_routes(
+    app: FastAPI,
+    models: MultiModelRuntime,
+    read_invocation: Callable[[Request], Awaitable[Invocation | Response]],
+) -> None:
+    """The multi-model container API: load, list, describe, unload, invoke by name."""
+
+    def answer(outcome: Outcome | dict[str, Any]) -> Response:
+        if isinstance(outcome, dict):
+            return JSONResponse(outcome)
+        return _to_response(outcome)
+
+    @app.get("/models", summary="The loaded models (multi-model endpoints)")
+    async def list_models() -> Response:
+        return answer(models.list_models())
+
+    @app.post("/models", summary="Load a model from a directory (multi-model endpoints)")
+    async def load_model(request: Request) -> Response:
+        try:
+            spec = await request.json()
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            return answer(json_error(400, "BadRequestException",
+                                     'send {"model_name": "...", "url": "..."} as JSON'))
+        return answer(await models.load(str(spec.get("model_name") or ""),
+                                        str(spec.get("url") or "")))
+
+    @app.get("/models/{name}", summary="Describe a loaded model (multi-model endpoints)")
+    async def describe_model(name: str) -> Response:
+        return answer(models.describe(name))
+
+    @app.delete("/models/{name}", summary="Unload a model (multi-model endpoints)")
+    async def unload_model(name: str) -> Response:
+        return answer(await models.unload(name))
+
+    @app.post("/models/{name}/invoke", summary="Invoke one model (multi-model endpoints)",
+              openapi_extra=_INVOCATIONS_OPENAPI, response_class=Response)
+    async def invoke_model(name: str, request: Request) -> Response:
+        invocation = await read_invocation(request)
+        if isinstance(invocation, Response):
+            return invocation
+        return answer(await models.invoke(invocation, name))

@@ -17,6 +17,8 @@ PRELOADED = (
     "transformers.modeling_utils",
     "transformers.models.auto.modeling_auto",
     "transformers.models.auto.tokenization_auto",
+    # The blog's model family: its modeling code is otherwise imported by every new worker.
+    "transformers.models.bert.modeling_bert",
     "container.serving.defaults",
     "container.serving.worker",
 )

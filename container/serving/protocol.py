@@ -22,6 +22,8 @@ class WorkerSpec:
 
     index: int
     settings: ServingSettings
+    # The context's model_name: "model", or the name a multi-model endpoint loaded it under.
+    model_name: str
     # torch intra-op threads: the CPU budget of this worker (see container.serving.cpu).
     threads: int
     # The effective S27 batch size, for context.system_properties["batch_size"]; None when it

@@ -66,8 +66,11 @@ class WorkerSlot:
 
 
 class ServingRuntime:
-    def __init__(self, settings: ServingSettings) -> None:
+    """One model: its workers, its request queue, its batching."""
+
+    def __init__(self, settings: ServingSettings, model_name: str = "model") -> None:
         self.settings = settings
+        self.model_name = model_name
         self.state = ModelState.LOADING
         # Why loading failed, for the log and the 503 of /invocations.
         self.failure: str | None = None
@@ -100,6 +103,7 @@ class ServingRuntime:
         return WorkerSpec(
             index=index,
             settings=self.settings,
+            model_name=self.model_name,
             threads=self.plan.threads_per_worker,
             batch_size=self.settings.batch_size,
             environ=dict(os.environ),
@@ -330,3 +334,10 @@ class ServingRuntime:
         for slot in self.slots:
             slot.worker.kill()
         await asyncio.gather(*(asyncio.to_thread(slot.worker.stop) for slot in self.slots))
+        # Whoever still waits (a model unloaded under its callers) gets an answer now.
+        while self._queue is not None and not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_result(json_error(
+                    503, "ServiceUnavailableException",
+                    f"model {self.model_name} was unloaded before the request ran"))

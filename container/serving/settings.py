@@ -71,6 +71,11 @@ class ServingSettings:
     max_request_bytes: int
     max_response_bytes: int
     graceful_shutdown_s: int
+    # SAGEMAKER_MULTI_MODEL: models are loaded and unloaded through /models at run time.
+    multi_model: bool
+    # The memory that loaded models may hold together before the least recently used are
+    # unloaded; None: a share of the machine's (or the container's) memory.
+    multi_model_memory_bytes: int | None
     # S15: the interpreter whose pip installs requirements.txt, and how long it may take.
     python: str
     requirements_timeout_s: float
@@ -127,6 +132,9 @@ class ServingSettings:
                 "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB, minimum=0
             ),
             strict=reader.flag("SMLOCAL_STRICT"),
+            multi_model=reader.flag("SAGEMAKER_MULTI_MODEL"),
+            multi_model_memory_bytes=_megabytes(
+                reader.optional_integer("SMLOCAL_MULTI_MODEL_MEMORY_MB", minimum=1)),
             max_request_bytes=MAX_BODY_BYTES,
             max_response_bytes=MAX_BODY_BYTES,
             graceful_shutdown_s=reader.integer(
@@ -137,6 +145,10 @@ class ServingSettings:
                 "SMLOCAL_REQUIREMENTS_TIMEOUT", DEFAULT_REQUIREMENTS_TIMEOUT_S
             ),
         )
+
+
+def _megabytes(value: int | None) -> int | None:
+    return None if value is None else value * 1024 * 1024
 
 
 def _module_name(program: str) -> str:

@@ -58,7 +58,7 @@ def resolve(settings: ServingSettings) -> HandlerSet:
 
 class ModelWorker:
     def __init__(self, index: int, settings: ServingSettings, handlers: HandlerSet,
-                 batch_size: int) -> None:
+                 batch_size: int, model_name: str = "model") -> None:
         self.index = index
         self.settings = settings
         self.handlers = handlers
@@ -71,7 +71,8 @@ class ModelWorker:
                 "server_name": SERVER_NAME,
                 "server_version": _server_version(),
                 "worker_index": index,
-            }
+            },
+            model_name=model_name,
         )
 
     def load(self) -> None:
@@ -216,7 +217,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         batch_size = spec.batch_size or (
             settings.auto_batch_size if handlers.predict_batch_fn is not None else 1
         )
-        worker = ModelWorker(spec.index, settings, handlers, batch_size)
+        worker = ModelWorker(spec.index, settings, handlers, batch_size, spec.model_name)
         worker.load()
     except Exception as exc:
         conn.send(LoadFailed(f"{type(exc).__name__}: {exc}",

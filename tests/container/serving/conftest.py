@@ -89,6 +89,7 @@ def settings_for(model_dir: Path) -> SettingsFactory:
 @dataclass
 class Served:
     client: httpx.AsyncClient
+    # A MultiModelRuntime on a multi-model endpoint.
     runtime: ServingRuntime
 
     async def ping_status(self) -> int:
@@ -98,8 +99,8 @@ class Served:
 @asynccontextmanager
 async def serving(settings: ServingSettings, *, wait: bool = True) -> AsyncIterator[Served]:
     """The app with its lifespan running; by default once the model has loaded (or failed)."""
-    runtime = ServingRuntime(settings)
-    app = create_app(settings, runtime)
+    app = create_app(settings)
+    runtime = app.state.runtime
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://smlocal") as client:
