@@ -153,6 +153,8 @@ def start_serving_container(
     host_port = port if port is not None else free_port()
     try:
         client = docker.from_env()
+        # Present, or a clear error: `run` would try a registry that is not there.
+        client.images.get(image)
         container = client.containers.run(
             image, "serve", detach=True, name=name, environment=dict(env or {}),
             volumes=volumes, ports={f"{PORT}/tcp": ("127.0.0.1", host_port)},

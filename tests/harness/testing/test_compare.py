@@ -98,3 +98,24 @@ def test_an_answer_keeps_the_first_line_of_an_error() -> None:
     assert (answer.status, answer.media_type, answer.body, answer.message) == (
         415, "text/plain", "text", "send JSON")
     assert answer.describe() == "415 text/plain, text: send JSON"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "--compare needs --model-dir"),
+    (["--model-dir", "/no/such/dir"], "model directory /no/such/dir does not exist"),
+    (["--model-dir", ".", "--env", "NOEQUALS"], "--env 'NOEQUALS': expected KEY=VALUE"),
+])
+def test_compare_usage_errors_exit_2_with_one_line(args, message, capsys) -> None:
+    from harness.cli import main
+
+    assert main(["contract", "--compare", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_and_target_exclude_each_other(capsys) -> None:
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["contract", "--compare", "--target", "asgi"])
+    assert exited.value.code == 2
+    assert "not allowed with argument --compare" in capsys.readouterr().err
