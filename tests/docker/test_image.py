@@ -42,6 +42,17 @@ def test_image_holds_the_cpu_runtime_and_the_opt_ml_layout(containers) -> None:
     assert facts["dirs"] == ["checkpoints", "code", "input", "model", "output"]
 
 
+def test_image_carries_what_handlers_for_the_aws_inference_image_import(containers) -> None:
+    """Handlers written for the AWS PyTorch inference image import its packages (docs/image.md);
+    the ones that install for our CPU torch are here."""
+    probe = ("import PIL.Image, numpy, scipy, io;"
+             "buffer = io.BytesIO(); PIL.Image.new('RGB', (4, 4)).save(buffer, 'PNG');"
+             "print(PIL.Image.open(io.BytesIO(buffer.getvalue())).size)")
+    result = containers.run("python3", "-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(4, 4)"
+
+
 def test_handlers_requirements_are_already_satisfied_without_a_network(containers) -> None:
     """`train` and `serve` pip-install the code's requirements.txt (T9, S15); containers cannot
     reach PyPI here (E3), so the image must already satisfy it, dependencies included."""
