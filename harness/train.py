@@ -3,9 +3,11 @@ lays it out, run by the same runtime as the image's `train` -- no Docker, no SDK
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,8 @@ CHANNEL_FILES = {
 }
 REQUIRED_CHANNELS = ("training", "testing")
 FAILURE_LINE_CHARS = 300
+# T6: SageMaker sends SIGKILL 120 s after SIGTERM; a local stop need not wait that long.
+STOP_GRACE_S = 30.0
 
 
 class TrainError(CommandError):
@@ -111,6 +115,48 @@ def link_checkpoints(paths: TrainingPaths, checkpoint_dir: Path) -> None:
     paths.checkpoints_dir.symlink_to(checkpoint_dir.resolve(), target_is_directory=True)
 
 
+def run_stoppable(command: list[str], env: dict[str, str],
+                  grace_s: float = STOP_GRACE_S) -> tuple[int, int | None]:
+    """Run the training runtime to its end; return its exit code and the signal that stopped it.
+
+    SIGINT (Ctrl-C) and SIGTERM stop the job as SageMaker's StopTrainingJob does (T6): SIGTERM to
+    the runtime, which forwards it to the script; whatever is left after `grace_s` is killed.
+    The runtime gets a process group of its own, so that nothing of it outlives this process,
+    and so that Ctrl-C reaches it once, through here, rather than every process at once.
+    """
+    received: list[int] = []
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        if not received:
+            received.append(signum)
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+
+    # Before the child exists: a signal in between must not leave it running unseen.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        child = subprocess.Popen(command, env=env, process_group=0)
+        children.append(child)
+        if received:
+            child.send_signal(signal.SIGTERM)
+        deadline: float | None = None
+        while (exit_code := child.poll()) is None:
+            if received and deadline is None:
+                deadline = time.monotonic() + grace_s
+            if deadline is not None and time.monotonic() > deadline:
+                os.killpg(child.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.2)
+        with contextlib.suppress(ProcessLookupError):
+            # Anything the script started and left behind in its group.
+            os.killpg(child.pid, signal.SIGKILL)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return exit_code, received[0] if received else None
+
+
 def run_process_training(
     data_dir: Path,
     code_dir: Path,
@@ -132,7 +178,12 @@ def run_process_training(
     if checkpoint_dir is not None:
         link_checkpoints(paths, checkpoint_dir)
     env = dict(os.environ, SAGEMAKER_BASE_DIR=str(paths.base))
-    exit_code = subprocess.call([sys.executable, "-m", "container", "train"], env=env)
+    exit_code, stopped_by = run_stoppable([sys.executable, "-m", "container", "train"], env)
+    if stopped_by is not None:
+        name = signal.Signals(stopped_by).name
+        resume = f"; checkpoints in {paths.checkpoints_dir}" if checkpoint_dir else ""
+        raise TrainError(f"stopped by {name}: the job ended (exit {exit_code}){resume}",
+                         128 + stopped_by)
     if exit_code != 0:
         reason = "unknown (no failure file)"
         if paths.failure_file.is_file():

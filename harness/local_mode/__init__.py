@@ -4,5 +4,6 @@
 One concept per module: `session` (an offline LocalSession), `training` (fit), `endpoint`
 (deploy, predict, delete), `watch` (a failed model load ends deploy early), `cleanup` (what the
 SDK leaves behind), `state` (what one CLI command leaves for the next), `detached` (an endpoint
-that outlives the command that started it), `errors`.
+that outlives the command that started it), `signals` (Ctrl-C and SIGTERM while the SDK
+works), `errors`.
 """

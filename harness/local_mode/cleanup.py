@@ -7,13 +7,19 @@ the user's is touched.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
 
 from harness.local_mode.errors import LocalModeError
 
 NETWORK = "sagemaker-local"
+# Set by docker-compose on each container: the directory of the compose file.
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 DOCKER_TIMEOUT_S = 60.0
 
 
@@ -72,6 +78,45 @@ def remove_network_if_unused() -> bool:
     if local_mode_containers(include_running=True):
         return False
     return remove_network()
+
+
+def containers_under(directory: Path) -> list[str]:
+    """Names of the containers (running or not) of every compose project whose file lies under
+    `directory`: the SDK writes one compose file per job or endpoint under its container_root."""
+    result = _docker(["ps", "--all", "--filter", f"label={WORKING_DIR_LABEL}", "--format",
+                      f'{{{{.Names}}}}\t{{{{.Label "{WORKING_DIR_LABEL}"}}}}'])
+    if result.returncode != 0:
+        raise LocalModeError(f"docker ps failed: {result.stderr.strip()}")
+    root = str(directory.resolve())
+    names = []
+    for line in result.stdout.splitlines():
+        name, _, working_dir = line.partition("\t")
+        if working_dir == root or working_dir.startswith(root + "/"):
+            names.append(name)
+    return sorted(names)
+
+
+def stop_compose_children() -> None:
+    """End the `docker-compose` processes this process started (the SDK's), after their
+    containers are gone: without them, compose has nothing left to wait for."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any("docker-compose" in part or part == "compose" for part in child.cmdline()):
+                child.terminate()
+    _, alive = psutil.wait_procs(psutil.Process().children(recursive=True), timeout=10)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any("docker-compose" in part or part == "compose" for part in child.cmdline()):
+                child.kill()
+
+
+def remove_interrupted(directory: Path) -> list[str]:
+    """After Ctrl-C or SIGTERM: remove the containers of the SDK's compose projects under
+    `directory` (running or not), end compose itself, and remove the network if unused."""
+    removed = _remove(containers_under(directory))
+    stop_compose_children()
+    remove_network_if_unused()
+    return removed
 
 
 def remove_everything() -> Removed:

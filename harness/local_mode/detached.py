@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness.local_mode.errors import LocalModeError
+from harness.local_mode.signals import interruptible
 from harness.local_mode.state import ENDPOINT_FILE, EndpointRecord, load_endpoint, save_endpoint
 
 READY_TIMEOUT_S = 240.0  # the SDK itself gives up after about 115 s (L6)
@@ -99,14 +100,22 @@ def start_detached(deploy_command: Sequence[str], root: Path,
             start_new_session=True,  # Ctrl-C in this terminal must not reach it
         )
     deadline = time.monotonic() + timeout_s
-    while (record := load_endpoint(root / ENDPOINT_FILE)) is None or record.pid != child.pid:
-        code = child.poll()
-        if code is not None:
-            raise LocalModeError(f"deploy failed (exit {code}): {_last_line(log)} (log: {log})")
-        if time.monotonic() > deadline:
-            _terminate(child.pid, STOP_TIMEOUT_S)
-            raise LocalModeError(f"no endpoint after {timeout_s:.0f} s (log: {log})")
-        time.sleep(POLL_S)
+    try:
+        with interruptible():
+            while (record := load_endpoint(root / ENDPOINT_FILE)) is None or (
+                    record.pid != child.pid):
+                code = child.poll()
+                if code is not None:
+                    raise LocalModeError(
+                        f"deploy failed (exit {code}): {_last_line(log)} (log: {log})")
+                if time.monotonic() > deadline:
+                    raise LocalModeError(f"no endpoint after {timeout_s:.0f} s (log: {log})")
+                time.sleep(POLL_S)
+    except BaseException:
+        # Given up, or Ctrl-C/SIGTERM while waiting: the background deploy must not outlive us
+        # unseen. SIGTERM makes it stop and remove its endpoint (it may be half started).
+        _terminate(child.pid, STOP_TIMEOUT_S)
+        raise
     return record
 
 

@@ -8,6 +8,7 @@ endpoint is ready when `deploy()` returns, because the SDK's own ping already su
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -18,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.image import DEFAULT_TAG
-from harness.local_mode.cleanup import remove_exited_containers, remove_network_if_unused
+from harness.local_mode.cleanup import (
+    remove_exited_containers,
+    remove_interrupted,
+    remove_network_if_unused,
+)
 from harness.local_mode.errors import LocalModeError
 from harness.local_mode.session import (
     CODE_LOCATION,
@@ -27,6 +32,7 @@ from harness.local_mode.session import (
     ROLE,
     offline_session,
 )
+from harness.local_mode.signals import interruptible
 from harness.local_mode.training import new_job_name
 from harness.local_mode.watch import run_watching
 
@@ -44,7 +50,7 @@ class LocalEndpoint:
     port: int
     deploy_s: float
     staging: Path  # the copy of model.tar.gz the SDK repacked
-
+    root: Path | None = None  # the SDK's container_root: this endpoint's compose project
 
     @property
     def url(self) -> str:
@@ -62,6 +68,9 @@ class LocalEndpoint:
         remove the stopped container and the network the SDK leaves behind (L4)."""
         self.predictor.delete_model()  # it finds the model through the endpoint config
         self.predictor.delete_endpoint(delete_endpoint_config=True)
+        if self.root is not None:
+            # The SDK only terminates compose: its container may still be stopping.
+            remove_interrupted(self.root)
         remove_exited_containers()
         remove_network_if_unused()
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -121,17 +130,20 @@ def deploy(
         sagemaker_session=session,
     )
     try:
-        run_watching(lambda: model.deploy(
-            initial_instance_count=1,
-            instance_type="local",
-            accelerator_type=accelerator_type,
-            endpoint_name=endpoint_name,
-            wait=wait,
-        ), port)
+        with interruptible():
+            run_watching(lambda: model.deploy(
+                initial_instance_count=1,
+                instance_type="local",
+                accelerator_type=accelerator_type,
+                endpoint_name=endpoint_name,
+                wait=wait,
+            ), port)
     except BaseException as exc:  # a failed load, "Giving up, endpoint didn't ...", Ctrl-C ...
         # The SDK registers the endpoint before starting it, and its compose thread keeps this
         # process alive until the endpoint is stopped: stop it on every way out.
-        session.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
+        with contextlib.suppress(Exception):  # not registered yet: nothing to delete
+            session.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
+        remove_interrupted(root)
         remove_exited_containers()
         remove_network_if_unused()
         shutil.rmtree(staging, ignore_errors=True)
@@ -141,7 +153,7 @@ def deploy(
             raise LocalModeError(f"the local endpoint did not start: {exc}") from exc
         raise
     return LocalEndpoint(predictor=json_predictor(endpoint_name, session), port=port,
-                         deploy_s=time.perf_counter() - started, staging=staging)
+                         deploy_s=time.perf_counter() - started, staging=staging, root=root)
 
 
 def refuse_busy_port(port: int) -> None:

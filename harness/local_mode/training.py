@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.image import DEFAULT_TAG
-from harness.local_mode.cleanup import remove_exited_containers, remove_network_if_unused
+from harness.local_mode.cleanup import (
+    remove_exited_containers,
+    remove_interrupted,
+    remove_network_if_unused,
+)
 from harness.local_mode.errors import LocalModeError
 from harness.local_mode.session import (
     CODE_LOCATION,
@@ -29,6 +33,7 @@ from harness.local_mode.session import (
     ROLE,
     offline_session,
 )
+from harness.local_mode.signals import interruptible
 from harness.train import CHANNEL_FILES, REQUIRED_CHANNELS, failure_line
 
 DEFAULT_ROOT = Path(".smlocal") / "local-mode"
@@ -167,11 +172,17 @@ def fit(
     output_data = job_root / "artifacts" / "output.tar.gz"
     started = time.perf_counter()
     try:
-        estimator.fit(inputs, job_name=job_name)
+        with interruptible() as interruption:
+            estimator.fit(inputs, job_name=job_name)
+        if interruption.signum is not None:  # swallowed by the SDK (see signals.py)
+            raise KeyboardInterrupt(f"stopped by {interruption.name}")
     except Exception as exc:  # the SDK raises RuntimeError, ValueError, docker errors ...
         reason = read_failure(output_data) or f"{type(exc).__name__}: {exc}"
         raise LocalModeError(f"training job {job_name} failed: {reason}") from exc
     finally:
+        # On every way out, Ctrl-C and SIGTERM included: this job's containers (running or
+        # not) and compose, then what the SDK leaves after any job (L4).
+        remove_interrupted(containers_dir)
         remove_exited_containers()
         remove_network_if_unused()
     shutil.rmtree(containers_dir, ignore_errors=True)
