@@ -297,7 +297,8 @@ def _code_archive(cloud: Cloud, files: dict[str, str], key: str) -> str:
 def _create_job(cloud: Cloud, name: str, *, program: str | None = None,
                 source: str | None = None, max_runtime_s: int = 3600,
                 algorithm: dict[str, Any] | None = None,
-                channels: list[dict[str, Any]] | None = None) -> None:
+                channels: list[dict[str, Any]] | None = None,
+                checkpoint_uri: str | None = None) -> None:
     hyperparameters = {}
     if program and source:
         hyperparameters = {"sagemaker_program": json.dumps(program),
@@ -307,6 +308,7 @@ def _create_job(cloud: Cloud, name: str, *, program: str | None = None,
         AlgorithmSpecification={"TrainingImage": "smlocal:latest", "TrainingInputMode": "File",
                                 **(algorithm or {})},
         **({"InputDataConfig": channels} if channels else {}),
+        **({"CheckpointConfig": {"S3Uri": checkpoint_uri}} if checkpoint_uri else {}),
         OutputDataConfig={"S3OutputPath": "s3://smlocal-test-code/output"},
         ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
                         "VolumeSizeInGB": 1},
@@ -362,28 +364,37 @@ def test_max_runtime_in_seconds_stops_the_job(cloud: Cloud) -> None:
         "Stopped", "MaxRuntimeExceeded")
 
 
-def test_C12_container_entrypoint_and_arguments_are_honoured(cloud: Cloud) -> None:
+def test_C12_T4_container_entrypoint_arguments_and_checkpoints_are_honoured(cloud: Cloud) -> None:
     s3 = cloud.client("s3")
     _code_archive(cloud, {}, "unused")  # the bucket
     s3.put_object(Bucket="smlocal-test-code", Key="data/a.csv", Body=b"x\n")
     s3.put_object(Bucket="smlocal-test-code", Key="data/sub/b.csv", Body=b"y\n")
+    s3.put_object(Bucket="smlocal-test-code", Key="checkpoints/step-1.txt", Body=b"1\n")
     name = f"smlocal-test-entrypoint-{os.getpid()}"
     script = ("echo \"$CURRENT_HOST\" > /opt/ml/model/host.txt && "
-              "cd /opt/ml/input/data/train && find . -type f | sort > /opt/ml/model/files.txt")
+              "cd /opt/ml/input/data/train && find . -type f | sort > /opt/ml/model/files.txt"
+              " && cat /opt/ml/checkpoints/step-1.txt > /opt/ml/model/resumed.txt"
+              " && echo 2 > /opt/ml/checkpoints/step-2.txt")
     _create_job(cloud, name, algorithm={"ContainerEntrypoint": ["/bin/bash"],
                                         "ContainerArguments": ["-c", script]},
                 channels=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
                     "S3DataType": "S3Prefix", "S3Uri": "s3://smlocal-test-code/data",
-                    "S3DataDistributionType": "FullyReplicated"}}}])
+                    "S3DataDistributionType": "FullyReplicated"}}}],
+                checkpoint_uri="s3://smlocal-test-code/checkpoints")
     job = _wait_for(cloud, name, {"Stopped", "Failed", "Completed"})
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"][len("s3://"):].split("/", 1)
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                       ) as archive:
-        read = {name: archive.extractfile(name) for name in ("host.txt", "files.txt")}
+        read = {name: archive.extractfile(name)
+                for name in ("host.txt", "files.txt", "resumed.txt")}
         texts = {name: handle.read().decode() for name, handle in read.items() if handle}
     assert texts["host.txt"] == "algo-1\n"
     assert texts["files.txt"].split() == ["./a.csv", "./sub/b.csv"]
+    # CheckpointConfig: synced down before the start, up after the end (T4).
+    assert texts["resumed.txt"] == "1\n"
+    saved = s3.get_object(Bucket="smlocal-test-code", Key="checkpoints/step-2.txt")
+    assert saved["Body"].read() == b"2\n"
 
 
 def test_restart_keeps_the_trained_model_in_s3(cloud: Cloud, notebook: Notebook) -> None:
