@@ -44,9 +44,11 @@ def free_port() -> int:
         return port
 
 
-def stage_model(model_dir: Path, code_dir: Path | None, into: Path) -> Path:
+def stage_model(model_dir: Path, code_dir: Path | None, into: Path, *,
+                requirements: bool = True) -> Path:
     """`into`/model: the model's files (hard links where the file system allows, else copies)
-    with the handlers of `code_dir` as code/, as SageMaker unpacks model.tar.gz."""
+    with the handlers of `code_dir` as code/, as SageMaker unpacks model.tar.gz; without
+    code/requirements.txt unless `requirements`."""
     staged = into / "model"
 
     def link_or_copy(source: str, destination: str) -> object:
@@ -61,6 +63,8 @@ def stage_model(model_dir: Path, code_dir: Path | None, into: Path) -> Path:
     if code_dir is not None:
         shutil.rmtree(staged / "code", ignore_errors=True)
         shutil.copytree(code_dir, staged / "code", ignore=ignore)
+    if not requirements:
+        (staged / "code" / "requirements.txt").unlink(missing_ok=True)
     return staged
 
 
@@ -225,8 +229,8 @@ class VenvReferenceServer(Server):
     TorchServe's JVM by scanning every process on the machine, and TorchServe daemonizes, so
     on the host it could pick another server's JVM and its JVM would outlive it; in the
     namespace every process is under one pid and goes with it. The model is staged under a
-    scratch SAGEMAKER_BASE_DIR, which is also the working directory (TorchServe's model
-    store), and TorchServe's metrics port is a free one.
+    scratch SAGEMAKER_BASE_DIR (without code/requirements.txt, see below), which is also the
+    working directory (TorchServe's model store), and TorchServe's metrics port is a free one.
     """
 
     def __init__(self, venv: Path, model_dir: Path, code_dir: Path | None,
@@ -234,7 +238,10 @@ class VenvReferenceServer(Server):
         self.name = f"AWS stack from {venv}"
         self._scratch = tempfile.TemporaryDirectory(prefix="smlocal-bench-aws-")
         base = Path(self._scratch.name)
-        stage_model(model_dir, code_dir, base)
+        # The toolkit would pip-install code/requirements.txt into the venv itself (S15) and
+        # change it (it once upgraded setuptools past what the toolkit imports); the venv
+        # already holds what the handlers need.
+        stage_model(model_dir, code_dir, base, requirements=False)
         self._log_path = base / "serve.log"
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
