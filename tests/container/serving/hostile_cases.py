@@ -14,7 +14,6 @@ import io
 import struct
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -146,33 +145,24 @@ def npz_pickle() -> bytes:
 
 @cache
 def npz_zip_bomb(expanded: int = 512 * MIB) -> bytes:
-    """A scipy-shaped .npz whose data member is `expanded` bytes of zeros, deflated to ~1/1000."""
-    header = npy_header(
-        f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({expanded // 8},), }}"
-    )
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    zeros = bytes(MIB)
-    parts = [compressor.compress(header)]
-    for _ in range(expanded // MIB):
-        parts.append(compressor.compress(zeros))
-    parts.append(compressor.flush())
-    deflated = b"".join(parts)
-    crc = zlib.crc32(header)
-    for _ in range(expanded // MIB):
-        crc = zlib.crc32(zeros, crc)
-    size = len(header) + expanded
-    name = b"data.npy"
-    local = struct.pack(
-        "<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(deflated), size, len(name), 0
-    )
-    central = struct.pack(
-        "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(deflated), size,
-        len(name), 0, 0, 0, 0, 0, 0,
-    )
-    body = local + name + deflated
-    directory = central + name
-    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(directory), len(body), 0)
-    return body + directory + end
+    """A complete scipy CSR .npz (format, shape, indices, indptr, data) whose data member is
+    `expanded` bytes of zeros, deflated about a thousand times: scipy.sparse.load_npz would
+    inflate all of it."""
+    count = expanded // 8
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("format.npy", _npy(np.array(b"csr")))
+        archive.writestr("shape.npy", _npy(np.array([1, count])))
+        archive.writestr("indices.npy", _npy(np.arange(0, dtype=np.int32)))
+        archive.writestr("indptr.npy", _npy(np.array([0, 0], dtype=np.int32)))
+        with archive.open("data.npy", "w", force_zip64=True) as member:
+            member.write(npy_header(
+                f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({count},), }}"
+            ))
+            zeros = bytes(MIB)
+            for _ in range(expanded // MIB):
+                member.write(zeros)
+    return buffer.getvalue()
 
 
 def npz_lying_size() -> bytes:
