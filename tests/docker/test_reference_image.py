@@ -315,3 +315,31 @@ def test_S27_F10_a_batch_on_the_reference_shares_its_first_request_and_its_failu
             reference.stop()
     finally:
         ours.stop()
+
+
+def test_S5_F11_sigterm_stops_ours_but_leaves_the_reference_container_idling(
+    smlocal_image, reference_image, tmp_path
+) -> None:
+    """The AWS entrypoint idles after TorchServe exits, so SIGTERM ends the model server but
+    not the container: the platform's SIGKILL does (here docker stop's, after 5 s)."""
+    import subprocess
+
+    model = probe_model(tmp_path / "model", PROBE_HANDLER)
+    for image, killed in ((smlocal_image, False), (reference_image, True)):
+        served = start_serving_container(image, model, name_prefix="smlocal-test-sigterm")
+        try:
+            served.wait_ready(120)
+            started = time.monotonic()
+            subprocess.run(["docker", "stop", "-t", "5", served.name], capture_output=True,
+                           timeout=60, check=True)
+            took = time.monotonic() - started
+            code = int(subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.ExitCode}}", served.name],
+                capture_output=True, text=True, check=True).stdout)
+            if killed:
+                assert (code, took >= 5) == (137, True), (code, took)
+                assert "TorchServe exited; idling" in served.logs(50)
+            else:
+                assert code != 137 and took < 5, (code, took, served.logs(20))
+        finally:
+            served.stop()
