@@ -103,7 +103,6 @@ def test_the_reference_image_is_reused_when_nothing_changed(reference_image) -> 
     before = in_image_id(reference_image)
     result = build_reference_image(tag=reference_image)
     assert result.image_id == before
-    assert result.seconds < 120
 
 
 def in_image_id(image: str) -> str:
