@@ -69,6 +69,13 @@ def _cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_image(args: argparse.Namespace) -> int:
+    from harness.cloud.image import build_cloud_image
+
+    print(build_cloud_image(tag=args.tag, base_image=args.base_image))
+    return 0
+
+
 def add_cloud_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cloud = commands.add_parser(
         "cloud", help="the SageMaker API on this machine: real jobs and endpoints, offline"
@@ -98,3 +105,9 @@ def add_cloud_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     down = cloud.add_parser("down", help="stop the server; S3 objects stay on disk")
     common(down)
     down.set_defaults(handler=_cmd_down)
+
+    image = cloud.add_parser("image", help="build the image of the compose service `cloud`")
+    image.add_argument("--tag", default="smlocal-cloud:latest")
+    image.add_argument("--base-image", default="smlocal:latest",
+                       help="the smlocal image to build on (`smlocal image build`)")
+    image.set_defaults(handler=_cmd_image)

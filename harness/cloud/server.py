@@ -58,10 +58,21 @@ class ServerInfo:
         return cls(**json.loads(text))
 
 
+class AppSlot:
+    """The WSGI app the listeners serve, set once everything it needs exists."""
+
+    target: FrontApp | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.target is not None, "the server answers only once started"
+        return self.target(environ, start_response)
+
+
 @dataclass
 class CloudServer:
     settings: CloudSettings
     paths: StatePaths = field(init=False)
+    app: AppSlot = field(default_factory=lambda: AppSlot())
     _servers: list[Any] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -69,13 +80,14 @@ class CloudServer:
         self.paths = StatePaths(self.settings.state_dir)
 
     def start(self) -> ServerInfo:
-        from werkzeug.serving import make_server
-
         settings = self.settings
         self.paths.root.mkdir(parents=True, exist_ok=True)
         bridge = settings.bridge_address or engine.bridge_gateway()
         url = settings.loopback_url
-        clients = Clients(url, settings.region)
+        # The server's own calls (restore, jobs, logs) go to a private loopback listener, so
+        # the public port opens only once S3 is back: a client never sees a half-restored S3.
+        internal = self._listen(LOOPBACK, 0)
+        clients = Clients(f"http://{LOOPBACK}:{internal.server_port}", settings.region)
         self.persistence = S3Persistence(self.paths.s3_dir, clients)
         records = RecordStore(self.paths.records_file)
         self.shipper = LogShipper(clients)
@@ -87,23 +99,17 @@ class CloudServer:
         operations.register_all(self.training.operations())
         operations.register_all(self.endpoints.operations())
         self.runtime = Runtime(self.endpoints, settings.invocation_timeout_s)
-        app = FrontApp(operations, self.runtime, backend.moto_app(), self.persistence,
-                       clients.iam)
-        addresses = [LOOPBACK] if bridge == LOOPBACK else [LOOPBACK, bridge]
-        for address in addresses:
-            server = make_server(address, settings.port, app, threaded=True,
-                                 request_handler=backend.request_handler_class())
-            self._servers.append(server)
-            thread = threading.Thread(target=server.serve_forever, name=f"http-{address}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.app.target = FrontApp(operations, self.runtime, backend.moto_app(),
+                                   self.persistence, clients.iam)
         # moto's backends live in the process: start from empty, whatever ran here before.
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
-                               timeout=30).close()
+        urllib.request.urlopen(urllib.request.Request(f"{clients.url}/moto-api/reset",
+                                                      method="POST"), timeout=30).close()
         restored = self.persistence.restore()
         self.persistence.start()
         self.training.recover()
+        addresses = [LOOPBACK] if bridge == LOOPBACK else [LOOPBACK, bridge]
+        for address in addresses:
+            self._listen(address, settings.port)
         self.endpoints.restore()
         write_sdk_config(self.paths.sdk_config, clients)
         info = ServerInfo(pid=os.getpid(), port=settings.port, addresses=addresses, url=url,
@@ -113,6 +119,18 @@ class CloudServer:
                  ", ".join(f"{a}:{settings.port}" for a in addresses), context.container_url,
                  restored, self.paths.s3_dir)
         return info
+
+    def _listen(self, address: str, port: int) -> Any:
+        from werkzeug.serving import make_server
+
+        server = make_server(address, port, self.app, threaded=True,
+                             request_handler=backend.request_handler_class())
+        self._servers.append(server)
+        thread = threading.Thread(target=server.serve_forever, name=f"http-{address}:{port}",
+                                  daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return server
 
     def stop(self) -> None:
         log.info("smlocal cloud stopping")
