@@ -415,3 +415,40 @@ def test_restart_keeps_the_trained_model_in_s3(cloud: Cloud, notebook: Notebook)
     status = smlocal("cloud", "status", "--state-dir", str(cloud.state_dir))
     assert status.returncode == 0, status.stderr
     assert notebook.estimator.latest_training_job.name in status.stdout
+
+
+def test_C8_an_endpoint_whose_model_cannot_load_fails_with_the_reason(
+        cloud: Cloud, tools: SimpleNamespace) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(tools.handlers / "inference.py", arcname="code/inference.py")
+        broken = b"{ this is not a model config"
+        info = tarfile.TarInfo("config.json")
+        info.size = len(broken)
+        tar.addfile(info, io.BytesIO(broken))
+    s3 = cloud.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket="smlocal-test-code")
+    s3.put_object(Bucket="smlocal-test-code", Key="broken/model.tar.gz", Body=buffer.getvalue())
+    sagemaker = cloud.client("sagemaker")
+    name = f"smlocal-test-broken-{os.getpid()}"
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:1.3.1-cpu-py3",
+        "ModelDataUrl": "s3://smlocal-test-code/broken/model.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.xlarge"}])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    deadline = time.monotonic() + 180
+    while (endpoint := sagemaker.describe_endpoint(EndpointName=name))["EndpointStatus"] == \
+            "Creating":
+        assert time.monotonic() < deadline, "the endpoint never left Creating"
+        time.sleep(1)
+    try:
+        assert endpoint["EndpointStatus"] == "Failed"
+        assert "could not load the model" in endpoint["FailureReason"]
+        assert "config.json" in endpoint["FailureReason"] or "JSON" in endpoint["FailureReason"]
+        assert docker_engine.our_containers(**{docker_engine.NAME_LABEL: name}) == []
+    finally:
+        sagemaker.delete_endpoint(EndpointName=name)
