@@ -126,6 +126,52 @@ def test_t13_t14_two_ranks_sync_gradients_and_only_rank_0_writes(small_cola_dir:
     assert not (tmp_path / "algo-2" / "output").exists()
 
 
+def run_two_ranks(data: Path, base: Path, *args: str) -> list[str]:
+    """Both ranks of a two-host job on loopback; their logs, once both exited 0."""
+    hosts = ["algo-1", "algo-2"]
+    port = str(_free_port())
+    procs = []
+    for host in hosts:
+        env = dict(
+            os.environ,
+            SM_HOSTS=json.dumps(hosts), SM_CURRENT_HOST=host,
+            SM_MODEL_DIR=str(base / host / "model"),
+            SM_OUTPUT_DATA_DIR=str(base / host / "output"),
+            SM_CHANNEL_TRAINING=str(data), SM_CHANNEL_TESTING=str(data),
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=port, SM_CHANNELS='["testing","training"]',
+        )
+        procs.append(subprocess.Popen(
+            [sys.executable, str(HANDLERS / "train.py"), "--epochs", "1", "--batch-size", "16",
+             "--num-threads", "1", "--max-train-samples", "128", *args],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ))
+    logs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        logs.append(out)
+        assert proc.returncode == 0, out
+    return logs
+
+
+def test_t4_t13_two_ranks_resume_together_from_rank_0s_checkpoint(small_cola_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """Rank 0 writes the checkpoint, every rank reads it (on SageMaker each host gets its own
+    copy of checkpoint_s3_uri; here they share a directory): a restarted two-host job resumes on
+    both ranks, trains nothing more, and ends with the same weights."""
+    shared = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
+    first = run_two_ranks(small_cola_dir, tmp_path / "first", *shared)
+    again = run_two_ranks(small_cola_dir, tmp_path / "again", *shared)
+    saved = re.findall(r"Checkpoint of epoch 1 saved .* \(parameter checksum (\w+)\)",
+                       "".join(first))
+    assert len(saved) == 1, "rank 0 alone writes"
+    for log in again:
+        assert re.findall(r"Resuming after epoch (\d+) .* \(parameter checksum (\w+)\)",
+                          log) == [("1", saved[0])]
+        assert "Train Epoch:" not in log
+    final = [re.findall(r"Parameter checksum \(rank \d\): (\w+)", log) for log in first + again]
+    assert all(checksums == final[0] for checksums in final), final
+
+
 # --- the recipe's parts, on small real inputs ---------------------------------------------------
 
 @pytest.fixture(scope="module")
