@@ -186,7 +186,10 @@ def exchange(
                 if stop_when_answered and select.select([sock], [], [], 0)[0]:
                     break  # the server has answered (or closed): stop writing, read it
                 if isinstance(step, Pause):
-                    time.sleep(step.seconds)
+                    if stop_when_answered:
+                        select.select([sock], [], [], step.seconds)  # wakes on an answer
+                    else:
+                        time.sleep(step.seconds)
                 else:
                     sock.sendall(step)
         except (ConnectionResetError, BrokenPipeError):

@@ -148,3 +148,16 @@ def test_S4_connection_cases_of_the_corpus_pass_with_the_head_deadline(guarded_s
     statuses = [response.status for response in result.responses]
     assert statuses == [want.status for want in (expected, *later) if want.status is not None]
     assert httpx.get(guarded_server.url + "/ping", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-1"])
+def test_S3_bad_body_timeout_setting_names_the_variable(raw: str):
+    from container.serving.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="SMLOCAL_BODY_TIMEOUT"):
+        BodyLimits.from_environ(6 * 1024 * 1024, {"SMLOCAL_BODY_TIMEOUT": raw})
+
+
+def test_S3_body_timeout_setting_is_read():
+    assert BodyLimits.from_environ(1, {"SMLOCAL_BODY_TIMEOUT": "2.5"}).timeout_s == 2.5
+    assert BodyLimits.from_environ(1, {}).timeout_s == 30.0
