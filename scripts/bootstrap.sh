@@ -19,6 +19,21 @@ if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(any(u.find_s
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
   touch .venv/.installed
 fi
+# SDK 3.x (ModelTrainer, ModelBuilder) cannot share .venv with 2.x: a second environment for
+# tests/sdk3 and 3.x users (README "SDK 2.x and 3.x"); `make test` runs tests/sdk3 with it.
+if [ ! -x .venv-sdk3/bin/python ]; then
+  echo "bootstrap: creating .venv-sdk3"
+  "$PYTHON" -m venv .venv-sdk3
+fi
+# The installed distribution's version, not an import of the SDK (slow, and chatty).
+if ! .venv-sdk3/bin/python -c "import importlib.metadata as m, importlib.util as u, sys
+sys.exit(m.version('sagemaker').split('.')[0] != '3'
+         or any(u.find_spec(n) is None for n in ('harness', 'torch', 'pytest')))" 2>/dev/null \
+   || [ pyproject.toml -nt .venv-sdk3/.installed ]; then
+  echo "bootstrap: installing smlocal[sdk3] (SageMaker SDK 3.x) into .venv-sdk3"
+  .venv-sdk3/bin/python -m pip install --quiet --disable-pip-version-check -e '.[sdk3]'
+  touch .venv-sdk3/.installed
+fi
 
 if [ "${SMLOCAL_NO_DOCKER:-0}" = "1" ]; then
   exit 0

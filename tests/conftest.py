@@ -46,22 +46,20 @@ def docker_engine_problem() -> str | None:
 
 
 @functools.cache
-def sagemaker_sdk_problem() -> str | None:
-    try:
-        import sagemaker
-    except ImportError as exc:
-        return f"the SageMaker SDK is not installed: {exc}"
-    if not sagemaker.__version__.startswith("2."):
-        return f"sagemaker {sagemaker.__version__} is installed; smlocal drives sagemaker<3"
-    return None
+def sagemaker_sdk_problem(major: int = 2) -> str | None:
+    """Why the SDK line a test needs (`@pytest.mark.sdk` 2.x in .venv, `sdk(3)` in .venv-sdk3)
+    is not the one installed here, if it is not."""
+    from harness.sdk3.sdk_line import sdk_line_problem
+
+    return sdk_line_problem(major)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("docker"):
         problem = docker_engine_problem()
         require(problem is None, problem or "")
-    if item.get_closest_marker("sdk"):
-        problem = sagemaker_sdk_problem()
+    if sdk := item.get_closest_marker("sdk"):
+        problem = sagemaker_sdk_problem(*sdk.args)
         require(problem is None, problem or "")
 
 
