@@ -186,6 +186,9 @@ def fit(
         remove_exited_containers()
         remove_network_if_unused()
     shutil.rmtree(containers_dir, ignore_errors=True)
+    # Empty, not gone: the estimator's session keeps it as container_root, and its deploy()
+    # makes the endpoint's directory there.
+    containers_dir.mkdir(parents=True, exist_ok=True)
     return FitResult(
         job_name=job_name,
         model_data=job_root / "artifacts" / "model.tar.gz",
