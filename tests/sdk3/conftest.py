@@ -48,3 +48,23 @@ def assert_nothing_left(root: Path) -> None:
     networks = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"],
                               capture_output=True, text=True, check=True).stdout.split()
     assert NETWORK not in networks or local_mode_containers(include_running=True)
+
+
+@pytest.fixture(scope="session")
+def eager_logits() -> object:
+    """`eager_logits(model_dir, sentences)`: the reference every served answer is held to."""
+    return _eager_logits
+
+
+def _eager_logits(model_dir: Path, sentences: list[str]) -> list[list[float]]:
+    """The reference: the eager model in this process, with the handlers' tokenization."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoded = tokenizer(sentences, truncation=True, max_length=64, padding="longest",
+                        return_tensors="pt")
+    with torch.no_grad():
+        logits: list[list[float]] = model(**encoded).logits.tolist()
+    return logits

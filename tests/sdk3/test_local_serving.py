@@ -17,23 +17,9 @@ from harness.testing.network_guard import NetworkGuard
 pytestmark = [pytest.mark.sdk(3), pytest.mark.docker]
 
 
-def eager_logits(model_dir: Path, sentences: list[str]) -> list[list[float]]:
-    """The reference: the eager model in this process, with the handlers' tokenization."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoded = tokenizer(sentences, truncation=True, max_length=64, padding="longest",
-                        return_tensors="pt")
-    with torch.no_grad():
-        logits: list[list[float]] = model(**encoded).logits.tolist()
-    return logits
-
-
 def test_S1_model_builder_deploys_the_image_and_answers_the_blog_sentence_offline(
         smlocal_image: str, bert_model_dir: Path, handlers_dir: Path, tmp_path: Path,
-        nothing_left) -> None:
+        nothing_left, eager_logits) -> None:
     model_dir = stage_model(bert_model_dir, handlers_dir, tmp_path / "model")
     engine = docker.from_env()
     before = {c.id for c in engine.containers.list(all=True)}
