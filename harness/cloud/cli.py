@@ -49,7 +49,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     info = running_server(StatePaths(settings.state_dir))
-    for line in status_lines(info, settings.region):
+    for line in status_lines(info, settings):
         print(line)
     return 0 if info is not None else 1
 

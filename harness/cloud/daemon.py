@@ -124,4 +124,4 @@ def stop(settings: CloudSettings) -> tuple[ServerInfo | None, int]:
                 break
             time.sleep(POLL_S)
     paths.server_file.unlink(missing_ok=True)
-    return info, engine.remove_ours()
+    return info, engine.remove_ours(settings.instance_id)

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-LABEL = "smlocal.cloud"  # on everything smlocal cloud creates; `down` removes what carries it
+# On everything a server creates, valued with its instance id (its state directory), so that
+# `down` and a stopping server remove their own containers, never another server's.
+LABEL = "smlocal.cloud"
 KIND_LABEL = "smlocal.cloud.kind"  # training-job | endpoint
 NAME_LABEL = "smlocal.cloud.name"  # the job's or the endpoint's name
 HOST_LABEL = "smlocal.cloud.host"  # algo-1 ... / the instance id
@@ -29,8 +31,8 @@ def engine() -> Any:
     return sdk.from_env(timeout=300)
 
 
-def labels(kind: str, name: str, host: str = "") -> dict[str, str]:
-    out = {LABEL: "1", KIND_LABEL: kind, NAME_LABEL: name}
+def labels(instance: str, kind: str, name: str, host: str = "") -> dict[str, str]:
+    out = {LABEL: instance, KIND_LABEL: kind, NAME_LABEL: name}
     if host:
         out[HOST_LABEL] = host
     return out
@@ -133,14 +135,14 @@ def tar_gz(source: Path, archive: Path) -> Path:
     return archive
 
 
-def our_containers(**filters: str) -> list[Any]:
-    wanted = [f"{LABEL}=1", *(f"{key}={value}" for key, value in filters.items())]
+def our_containers(instance: str, **filters: str) -> list[Any]:
+    wanted = [f"{LABEL}={instance}", *(f"{key}={value}" for key, value in filters.items())]
     found: list[Any] = engine().containers.list(all=True, filters={"label": wanted})
     return found
 
 
-def our_networks() -> list[Any]:
-    found: list[Any] = engine().networks.list(filters={"label": f"{LABEL}=1"})
+def our_networks(instance: str) -> list[Any]:
+    found: list[Any] = engine().networks.list(filters={"label": f"{LABEL}={instance}"})
     return found
 
 
@@ -158,12 +160,12 @@ def remove_network(network: Any) -> None:
         network.remove()
 
 
-def remove_ours() -> int:
+def remove_ours(instance: str) -> int:
     """Remove every container and network labelled ours; how many. Without a reachable engine
     there is nothing of ours to remove (a server run without Docker)."""
     sdk: Any = importlib.import_module("docker")
     try:
-        containers, networks = our_containers(), our_networks()
+        containers, networks = our_containers(instance), our_networks(instance)
     except sdk.errors.DockerException:
         return 0
     for container in containers:

@@ -273,6 +273,11 @@ class Endpoints:
 
     def _finish(self, live: LiveEndpoint, status: str, reason: str | None,
                 variants: list[dict[str, Any]] | None = None) -> None:
+        if status == "Failed" and not live.cancelled.is_set():
+            # Gone before the status says Failed: a caller who sees Failed sees no container.
+            with self._lock:
+                self.live.pop(live.name, None)
+            self._tear_down(live)
         with self.context.records.lock:
             record = self.endpoints.get(live.name)
             if record is None or live.cancelled.is_set():
@@ -285,10 +290,6 @@ class Endpoints:
                 record["ProductionVariants"] = variants
         self.context.records.save()
         log.info("endpoint %s: %s%s", live.name, status, f" ({reason})" if reason else "")
-        if status == "Failed":
-            with self._lock:
-                self.live.pop(live.name, None)
-            self._tear_down(live)
 
     def _start_instance(self, live: LiveEndpoint, variant: Variant, model: Record,
                         image: str) -> Instance:
@@ -302,7 +303,8 @@ class Endpoints:
         container = engine.engine().containers.create(
             image, command=["serve"], environment=env,
             name=f"smlocal-cloud-{live.name[:40]}-{instance_id}",
-            labels=engine.labels(KIND, live.name, instance_id),
+            labels=engine.labels(self.context.settings.instance_id, KIND, live.name,
+                                 instance_id),
             ports={SERVING_PORT: ("127.0.0.1", None)}, init=True, detach=True)
         stream = self.context.shipper.open(endpoint_group(live.name),
                                            f"{variant.name}/{instance_id}")

@@ -144,6 +144,6 @@ class CloudServer:
         for thread in self._threads:
             thread.join(timeout=10)
         # Whatever is still labelled ours (a job's network after a crash) goes too.
-        engine.remove_ours()
+        engine.remove_ours(self.settings.instance_id)
         self.paths.server_file.unlink(missing_ok=True)
         log.info("smlocal cloud stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,10 @@ DEFAULT_REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 DEFAULT_IMAGE = "smlocal:latest"
 DEFAULT_STATE_DIR = Path(".smlocal") / "cloud"
+
+
+def instance_id(state_dir: Path) -> str:
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class CloudSettings:
             invocation_timeout_s=float(env.get("SMLOCAL_CLOUD_INVOCATION_TIMEOUT", "60")),
             stop_grace_s=float(env.get("SMLOCAL_CLOUD_STOP_GRACE", "120")),
         )
+
+    @property
+    def instance_id(self) -> str:
+        """Names this server's containers and networks (their label): one per state
+        directory, so two servers never touch each other's."""
+        return instance_id(self.state_dir)
 
     @property
     def loopback_url(self) -> str:

@@ -8,16 +8,17 @@ from typing import Any
 from harness.cloud import docker_engine as engine
 from harness.cloud.clients import Clients
 from harness.cloud.server import ServerInfo
+from harness.cloud.settings import CloudSettings
 
 
-def status_lines(info: ServerInfo | None, region: str) -> list[str]:
+def status_lines(info: ServerInfo | None, settings: CloudSettings) -> list[str]:
     if info is None:
         return ["smlocal cloud is not running"]
     lines = [f"smlocal cloud at {info.url} (pid {info.pid}; containers reach it at "
              f"{info.container_url})"]
-    sagemaker: Any = Clients(info.url, region).sagemaker()
+    sagemaker: Any = Clients(info.url, settings.region).sagemaker()
     containers: dict[str, list[str]] = {}
-    for container in engine.our_containers():
+    for container in engine.our_containers(settings.instance_id):
         name = container.labels.get(engine.NAME_LABEL, "?")
         containers.setdefault(name, []).append(
             f"{container.name} ({container.status})")

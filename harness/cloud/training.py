@@ -223,7 +223,7 @@ class TrainingJobs:
             checkpoints = self._download_checkpoints(record, scratch / "checkpoints")
             network = engine.engine().networks.create(
                 f"smlocal-cloud-{uuid.uuid4().hex[:10]}", driver="bridge",
-                labels=engine.labels(KIND, name))
+                labels=engine.labels(self.context.settings.instance_id, KIND, name))
             started = time.time()
             for host in hosts:
                 container = self._create_host(record, image, host, hosts, network.name)
@@ -325,7 +325,8 @@ class TrainingJobs:
                  f"{uuid.uuid4().hex[:4]}",
             hostname=host,
             environment=self._environment(record, host),
-            labels=engine.labels(KIND, record["TrainingJobName"], host),
+            labels=engine.labels(self.context.settings.instance_id, KIND,
+                                 record["TrainingJobName"], host),
             network=network,
             init=True,  # tini forwards StopTrainingJob's SIGTERM to `train` (T6)
             detach=True,

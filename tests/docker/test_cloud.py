@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from harness.cloud import docker_engine
+from harness.cloud.settings import instance_id
 from harness.testing.network_guard import NetworkGuard
 
 pytestmark = [pytest.mark.sdk, pytest.mark.docker]
@@ -76,6 +77,10 @@ class Cloud:
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
+    @property
+    def instance(self) -> str:
+        return instance_id(self.state_dir)
+
     def client(self, service: str) -> Any:
         import boto3
 
@@ -99,8 +104,8 @@ def cloud(smlocal_image: str, tools: SimpleNamespace,
             print((server.state_dir / "server.log").read_text(errors="replace")[-5000:],
                   file=sys.stderr)
             server.down()
-    assert docker_engine.our_containers() == [], "down leaves no container"
-    assert docker_engine.our_networks() == [], "down leaves no network"
+    assert docker_engine.our_containers(server.instance) == [], "down leaves no container"
+    assert docker_engine.our_networks(server.instance) == [], "down leaves no network"
 
 
 @dataclass
@@ -205,8 +210,9 @@ def test_C8_C9_predict_answers_with_the_trained_model(cloud: Cloud, notebook: No
     assert logits[0] == pytest.approx(expected[0], abs=1e-4)
 
 
-def _endpoint_container_url(endpoint_name: str) -> str:
-    containers = docker_engine.our_containers(**{docker_engine.NAME_LABEL: endpoint_name})
+def _endpoint_container_url(cloud: Cloud, endpoint_name: str) -> str:
+    containers = docker_engine.our_containers(cloud.instance,
+                                              **{docker_engine.NAME_LABEL: endpoint_name})
     assert len(containers) == 1
     containers[0].reload()
     port = containers[0].ports["8080/tcp"][0]["HostPort"]
@@ -237,7 +243,7 @@ def test_C9_boto3_invoke_endpoint_good_rejected_and_oversized(
     error = raised.value.response
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     # What the container itself answers to the same request, passed on unchanged.
-    direct = tools.http("POST", f"{_endpoint_container_url(name)}/invocations", rejected,
+    direct = tools.http("POST", f"{_endpoint_container_url(cloud, name)}/invocations", rejected,
                         "application/xml")
     assert error["OriginalStatusCode"] == direct.status and direct.status >= 400
     assert error["OriginalMessage"] == direct.body.decode()[:4096]
@@ -254,7 +260,7 @@ def test_C10_delete_endpoint_removes_its_containers(cloud: Cloud, notebook: Note
     with pytest.raises(sagemaker.exceptions.ClientError, match="Could not find endpoint"):
         sagemaker.describe_endpoint(EndpointName=name)
     deadline = time.monotonic() + 60
-    while docker_engine.our_containers(**{docker_engine.NAME_LABEL: name}):
+    while docker_engine.our_containers(cloud.instance, **{docker_engine.NAME_LABEL: name}):
         assert time.monotonic() < deadline, "the endpoint's container outlived it"
         time.sleep(0.5)
 
@@ -405,7 +411,8 @@ def test_restart_keeps_the_trained_model_in_s3(cloud: Cloud, notebook: Notebook)
     time.sleep(2)  # the last writes reach the disk mirror
     said = cloud.down()
     assert "stopped" in said
-    assert docker_engine.our_containers() == [] and docker_engine.our_networks() == []
+    assert docker_engine.our_containers(cloud.instance) == []
+    assert docker_engine.our_networks(cloud.instance) == []
     status = smlocal("cloud", "status", "--state-dir", str(cloud.state_dir))
     assert status.returncode == 1 and "not running" in status.stdout
     cloud.up()
@@ -449,6 +456,7 @@ def test_C8_an_endpoint_whose_model_cannot_load_fails_with_the_reason(
         assert endpoint["EndpointStatus"] == "Failed"
         assert "could not load the model" in endpoint["FailureReason"]
         assert "config.json" in endpoint["FailureReason"] or "JSON" in endpoint["FailureReason"]
-        assert docker_engine.our_containers(**{docker_engine.NAME_LABEL: name}) == []
+        assert docker_engine.our_containers(cloud.instance,
+                                            **{docker_engine.NAME_LABEL: name}) == []
     finally:
         sagemaker.delete_endpoint(EndpointName=name)
