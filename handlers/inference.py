@@ -24,6 +24,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 logger = logging.getLogger(__name__)
 
 MAX_LENGTH = 64
+# Bounds on what one request may cost: 64 tokens never need more characters than this, and a
+# list of a million one-letter sentences must not reach the model in one forward.
+MAX_SENTENCE_CHARS = 4096
+MAX_SENTENCES = 256
 JSON_CONTENT_TYPE = "application/json"
 
 
@@ -84,7 +88,7 @@ def _sentences(body: str | bytes) -> list[str]:
             raise RequestError(400, f"the body is not UTF-8 text: {exc}") from exc
     try:
         value = json.loads(body)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also too deep, or an integer of 5000 digits
         raise RequestError(400, f"the body is not valid JSON: {exc}") from exc
     sentences = [value] if isinstance(value, str) else value
     if (
@@ -95,7 +99,11 @@ def _sentences(body: str | bytes) -> list[str]:
         raise RequestError(
             400, "send a JSON string (one sentence) or a non-empty JSON list of strings"
         )
-    return sentences
+    if len(sentences) > MAX_SENTENCES:
+        raise RequestError(
+            400, f"send at most {MAX_SENTENCES} sentences per request, not {len(sentences)}"
+        )
+    return [sentence[:MAX_SENTENCE_CHARS] for sentence in sentences]
 
 
 def input_fn(request_body: str | bytes, request_content_type: str | None) -> Any:

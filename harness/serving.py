@@ -65,13 +65,14 @@ async def _serve(settings: ServingSettings, reload: bool) -> None:
     import uvicorn
 
     from container.serving.app import create_app
+    from container.serving.connections import uvicorn_options
     from container.serving.main import bind_socket
 
     sock = bind_socket(settings.host, settings.port)
     runtime = ServingRuntime(settings)
     # No access log, as in the container: a line per request costs about a millisecond.
     config = uvicorn.Config(create_app(settings, runtime), lifespan="on", log_level="info",
-                            access_log=False)
+                            access_log=False, **uvicorn_options())
     server = uvicorn.Server(config)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []

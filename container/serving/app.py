@@ -56,7 +56,7 @@ def create_app(
     serving = runtime or (
         MultiModelRuntime(settings) if settings.multi_model else ServingRuntime(settings)
     )
-    limits = body_limits or BodyLimits.from_environ(settings.max_request_bytes)
+    limits = body_limits or BodyLimits(settings.max_request_bytes, settings.body_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,48 +17,28 @@ Two things a plain `await request.body()` gets wrong with hostile or merely ordi
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
 from container.serving.errors import ErrorResponse, json_error
-from container.serving.settings import SettingsError
 
 # Enough for 6 MiB from a client on a slow link (200 KiB/s); a body that takes longer is a
 # stuck or hostile client, not an upload.
-DEFAULT_BODY_TIMEOUT_S = 30.0
 # How much of an over-limit body is read and discarded so that its sender sees the 413: the
 # declared sizes of real mistakes (a file a few times too big), at loopback speed a fraction of
 # a second, and never held in memory.
 DEFAULT_DISCARD_BYTES = 64 * 1024 * 1024
-BODY_TIMEOUT_ENV = "SMLOCAL_BODY_TIMEOUT"
 CLOSE = {"connection": "close"}
 
 
 @dataclass(frozen=True)
 class BodyLimits:
     max_bytes: int
-    timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    timeout_s: float
     discard_bytes: int = DEFAULT_DISCARD_BYTES
-
-    @classmethod
-    def from_environ(cls, max_bytes: int, environ: Mapping[str, str] | None = None) -> BodyLimits:
-        """The limits with SMLOCAL_BODY_TIMEOUT (seconds) applied; SettingsError names a bad
-        value."""
-        env = os.environ if environ is None else environ
-        raw = env.get(BODY_TIMEOUT_ENV, "").strip()
-        if not raw:
-            return cls(max_bytes)
-        try:
-            timeout_s = float(raw)
-        except ValueError:
-            raise SettingsError(f"{BODY_TIMEOUT_ENV}={raw!r} is not a number") from None
-        if not timeout_s > 0:
-            raise SettingsError(f"{BODY_TIMEOUT_ENV}={raw} must be positive")
-        return cls(max_bytes, timeout_s=timeout_s)
 
 
 def _too_large(size_text: str, limit: int, *, close: bool) -> ErrorResponse:

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from container.serving.app import create_app
+    from container.serving.connections import uvicorn_options
 
     signal.signal(signal.SIGTERM, _exit_quietly_after_drain)
     config = uvicorn.Config(
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
         # SageMaker pings every few seconds; access lines would bury the handler logs.
         access_log=False,
+        **uvicorn_options(),
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])

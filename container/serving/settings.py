@@ -28,6 +28,7 @@ DEFAULT_MAX_PAYLOAD_MB = 6
 # S5: SageMaker sends SIGKILL 30 s after SIGTERM; leave a margin to close the sockets.
 DEFAULT_GRACEFUL_SHUTDOWN_S = 25
 DEFAULT_REQUIREMENTS_TIMEOUT_S = 600.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 BatchStrategy = Literal["SINGLE_RECORD", "MULTI_RECORD"]
 _BATCH_STRATEGIES: tuple[BatchStrategy, ...] = ("SINGLE_RECORD", "MULTI_RECORD")
@@ -70,6 +71,8 @@ class ServingSettings:
     strict: bool
     max_request_bytes: int
     max_response_bytes: int
+    # SMLOCAL_BODY_TIMEOUT: the whole body must arrive within it, else 408 (slow clients).
+    body_timeout_s: float
     graceful_shutdown_s: int
     # SAGEMAKER_MULTI_MODEL: models are loaded and unloaded through /models at run time.
     multi_model: bool
@@ -137,6 +140,7 @@ class ServingSettings:
                 reader.optional_integer("SMLOCAL_MULTI_MODEL_MEMORY_MB", minimum=1)),
             max_request_bytes=MAX_BODY_BYTES,
             max_response_bytes=MAX_BODY_BYTES,
+            body_timeout_s=reader.number("SMLOCAL_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT_S),
             graceful_shutdown_s=reader.integer(
                 "SMLOCAL_GRACEFUL_SHUTDOWN_TIMEOUT", DEFAULT_GRACEFUL_SHUTDOWN_S, minimum=0
             ),

@@ -136,3 +136,15 @@ async def test_endpoint_answers_logits_whose_argmax_is_the_class(bert_model_dir,
     assert unsupported.text.startswith("unsupported content type 'text/plain'")
     assert malformed.status_code == 400
     assert ping.status_code == 200
+
+
+def test_input_fn_bounds_what_one_request_may_cost(inference, model):
+    too_many = json.dumps(["a"] * (inference.MAX_SENTENCES + 1))
+    with pytest.raises(inference.RequestError, match="at most 256 sentences") as raised:
+        inference.input_fn(too_many, "application/json")
+    assert raised.value.status_code == 400
+    for body in ("[" * 100_000, "[" + "7" * 5000 + "]"):
+        with pytest.raises(inference.RequestError, match="not valid JSON"):
+            inference.input_fn(body, "application/json")
+    huge = inference.input_fn(json.dumps("word " * 1_000_000), "application/json")
+    assert len(huge["input_ids"][0]) == 64

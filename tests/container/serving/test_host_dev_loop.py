@@ -220,7 +220,8 @@ def test_serve_reload_picks_up_a_saved_handler(host_server, capsys):
 
 
 ANY_MODEL_CASES = ROOT / "tests" / "harness" / "testing" / "cola_any_model.yaml"
-DOCSTRING = '    """The logits, one row per sentence: the rows padded to the longest, one forward."""'
+DOCSTRING = ('    """The logits, one row per sentence: the rows padded to the longest, '
+             'one forward."""')
 
 
 @pytest.mark.slow

@@ -155,9 +155,9 @@ def test_S3_bad_body_timeout_setting_names_the_variable(raw: str):
     from container.serving.settings import SettingsError
 
     with pytest.raises(SettingsError, match="SMLOCAL_BODY_TIMEOUT"):
-        BodyLimits.from_environ(6 * 1024 * 1024, {"SMLOCAL_BODY_TIMEOUT": raw})
+        ServingSettings.from_environ({"SMLOCAL_BODY_TIMEOUT": raw})
 
 
 def test_S3_body_timeout_setting_is_read():
-    assert BodyLimits.from_environ(1, {"SMLOCAL_BODY_TIMEOUT": "2.5"}).timeout_s == 2.5
-    assert BodyLimits.from_environ(1, {}).timeout_s == 30.0
+    assert ServingSettings.from_environ({"SMLOCAL_BODY_TIMEOUT": "2.5"}).body_timeout_s == 2.5
+    assert ServingSettings.from_environ({}).body_timeout_s == 30.0
