@@ -58,7 +58,7 @@ def test_input_fn_tokenizes_one_sentence_or_a_list_without_padding(inference, mo
 
 def test_input_fn_truncates_at_64_tokens(inference, model):
     encoded = inference.input_fn(json.dumps([LONG_SENTENCE, "Short."]), "application/json")
-    assert [len(row) for row in encoded["input_ids"]][0] == 64
+    assert len(encoded["input_ids"][0]) == 64
 
 
 def test_input_fn_accepts_bytes_and_a_charset_parameter(inference, model):
