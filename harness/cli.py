@@ -157,7 +157,18 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_sdk_2x() -> None:
+    """`local-mode` drives SDK 2.x's `PyTorch` estimator and `LocalSession`, which 3.x removed
+    (local-mode.md); `down` and `predict` need no SDK."""
+    from harness.sdk3.sdk_line import sdk_line_problem
+
+    problem = sdk_line_problem(2)
+    if problem is not None:
+        raise CommandError(f"{problem}; SDK 3.x users: README, SDK 2.x and 3.x", EXIT_USAGE)
+
+
 def _cmd_local_mode_fit(args: argparse.Namespace) -> int:
+    _require_sdk_2x()
     from harness.local_mode.state import LastFit, save_last_fit
     from harness.local_mode.training import fit, read_metrics
     from harness.train import sdk_value
@@ -197,6 +208,7 @@ def _deploy_command(args: argparse.Namespace, model_data: Path) -> list[str]:
 
 
 def _cmd_local_mode_deploy(args: argparse.Namespace) -> int:
+    _require_sdk_2x()
     from harness.local_mode.detached import (
         LOG_FILE,
         recorded,
