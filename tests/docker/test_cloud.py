@@ -403,11 +403,31 @@ def test_C12_T4_container_entrypoint_arguments_and_checkpoints_are_honoured(clou
     assert saved["Body"].read() == b"2\n"
 
 
-def test_restart_keeps_the_trained_model_in_s3(cloud: Cloud, notebook: Notebook) -> None:
+def _wait_in_service(cloud: Cloud, name: str, timeout: float = 180) -> None:
+    sagemaker = cloud.client("sagemaker")
+    deadline = time.monotonic() + timeout
+    while (status := sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]) != \
+            "InService":
+        assert status == "Creating" and time.monotonic() < deadline, status
+        time.sleep(0.5)
+
+
+def test_restart_keeps_the_trained_model_in_s3_and_serving_endpoints(
+        cloud: Cloud, notebook: Notebook) -> None:
     model = notebook.estimator.model_data
     bucket, key = model[len("s3://"):].split("/", 1)
     before = hashlib.sha256(
         cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
+    # An endpoint of the deployed model (delete_endpoint() keeps the model): serving before
+    # `down`, so `up` starts it again.
+    sagemaker = cloud.client("sagemaker")
+    served = sagemaker.list_models(NameContains="pytorch-training")["Models"][0]["ModelName"]
+    name = f"smlocal-test-restart-{os.getpid()}"
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": served, "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.xlarge"}])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    _wait_in_service(cloud, name)
     time.sleep(2)  # the last writes reach the disk mirror
     said = cloud.down()
     assert "stopped" in said
@@ -422,6 +442,11 @@ def test_restart_keeps_the_trained_model_in_s3(cloud: Cloud, notebook: Notebook)
     status = smlocal("cloud", "status", "--state-dir", str(cloud.state_dir))
     assert status.returncode == 0, status.stderr
     assert notebook.estimator.latest_training_job.name in status.stdout
+    _wait_in_service(cloud, name)
+    answer = cloud.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=name, Body=json.dumps(BLOG_SENTENCE), ContentType="application/json")
+    assert len(json.loads(answer["Body"].read())[0]) == 2
+    cloud.client("sagemaker").delete_endpoint(EndpointName=name)
 
 
 def test_C8_an_endpoint_whose_model_cannot_load_fails_with_the_reason(
