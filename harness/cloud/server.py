@@ -24,6 +24,7 @@ from harness.cloud.clients import Clients
 from harness.cloud.context import CloudContext
 from harness.cloud.endpoints import Endpoints
 from harness.cloud.environment import write_sdk_config
+from harness.cloud.errors import CloudError
 from harness.cloud.logs import LogShipper
 from harness.cloud.operations import OperationTable
 from harness.cloud.paths import StatePaths
@@ -82,7 +83,7 @@ class CloudServer:
     def start(self) -> ServerInfo:
         settings = self.settings
         self.paths.root.mkdir(parents=True, exist_ok=True)
-        bridge = settings.bridge_address or engine.bridge_gateway()
+        bridge = settings.bridge_address or self._bridge()
         url = settings.loopback_url
         # The server's own calls (restore, jobs, logs) go to a private loopback listener, so
         # the public port opens only once S3 is back: a client never sees a half-restored S3.
@@ -119,6 +120,14 @@ class CloudServer:
                  ", ".join(f"{a}:{settings.port}" for a in addresses), context.container_url,
                  restored, self.paths.s3_dir)
         return info
+
+    @staticmethod
+    def _bridge() -> str:
+        try:
+            return engine.bridge_gateway()
+        except Exception as exc:  # docker.errors.DockerException and its transport errors
+            raise CloudError(f"the Docker engine does not answer ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}); jobs and endpoints need it", 3) from exc
 
     def _listen(self, address: str, port: int) -> Any:
         from werkzeug.serving import make_server

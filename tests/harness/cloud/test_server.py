@@ -225,3 +225,20 @@ def _multipart() -> Any:
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(multipart_threshold=1024 * 1024, multipart_chunksize=1024 * 1024)
+
+
+def test_up_without_a_docker_engine_exits_3_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.harness.cloud.conftest import free_port
+
+    env = dict(os.environ, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
+    env.pop("SMLOCAL_CLOUD_BRIDGE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "cloud", "up", "--port", str(free_port()),
+         "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 3, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "Docker engine does not answer" in errors[0]
