@@ -63,6 +63,8 @@ class DeployedEndpoint:
     builder: Any  # sagemaker.serve.ModelBuilder
     build_s: float
     deploy_s: float
+    # The compose project of the copy 2.x's local session starts (module docstring).
+    sdk_copy_root: Path | None
 
     def invoke(self, sentences: Sequence[str]) -> Any:
         """`Endpoint.invoke` as a 3.x user calls it; the decoded JSON answer."""
@@ -184,7 +186,8 @@ def deploy_local(
             deployed = time.perf_counter()
         second_root = _second_container_root(name)
         yield DeployedEndpoint(name=name, endpoint=endpoint, builder=builder,
-                               build_s=built - started, deploy_s=deployed - built)
+                               build_s=built - started, deploy_s=deployed - built,
+                               sdk_copy_root=second_root)
     finally:
         second_root = second_root or _second_container_root(name)
         if endpoint is not None:

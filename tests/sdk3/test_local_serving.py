@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import docker
+from harness.local_mode.cleanup import containers_under
 from harness.sdk3.serving import BLOG_SENTENCE, deploy_local, stage_model
 from harness.testing.network_guard import NetworkGuard
 
@@ -37,4 +38,7 @@ def test_S1_model_builder_deploys_the_image_and_answers_the_blog_sentence_offlin
     # Both copies the SDK started are gone (harness.sdk3.serving), and the network if unused.
     leftovers = {c.id for c in engine.containers.list(all=True)} & {c.id for c in ours}
     assert leftovers == set()
+    # The SDK's second copy (2.x's local session, same port): started, and removed too.
+    assert deployed.sdk_copy_root is not None
+    assert containers_under(deployed.sdk_copy_root) == []
     nothing_left(tmp_path)
