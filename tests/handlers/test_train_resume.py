@@ -26,9 +26,10 @@ HANDLERS = ROOT / "handlers"
 
 pytestmark = pytest.mark.slow
 
-# Three short epochs; a high rate so that validation MCC moves between epochs, and patience 0 so
-# that every epoch runs and the kept one is chosen by the best-so-far state.
-ARGS = ["--epochs", "3", "--batch-size", "16", "--lr", "2e-4", "--patience", "0",
+# Three short epochs; a high rate so that validation MCC moves between epochs (with this seed:
+# 0.0, 0.115, 0.104, so epoch 2 is kept), and patience 0 so that every epoch runs and the kept
+# one comes from the best-so-far state.
+ARGS = ["--epochs", "3", "--batch-size", "16", "--lr", "3e-4", "--patience", "0",
         "--log-interval", "1", "--num-threads", "2", "--seed", "7"]
 CHECKPOINT_LINE = re.compile(r"Checkpoint of epoch (\d+) saved to .* \(parameter checksum (\w+)\)")
 RESUME_LINE = re.compile(r"Resuming after epoch (\d+) from .* \(parameter checksum (\w+)\)")
@@ -97,6 +98,7 @@ def kill_when(process: subprocess.Popen[str], pattern: re.Pattern[str]) -> str:
 class Runs:
     uninterrupted: str
     killed: str
+    killed_again: str
     resumed: str
     reference: Job
     interrupted: Job
@@ -111,6 +113,10 @@ def runs(small_cola_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs
     # may be an earlier epoch's, so the resumed job needs the best-so-far state too.
     killed = kill_when(interrupted.start(small_cola_dir),
                        re.compile(r"Train Epoch: 3 \[48/"))
+    # Started again, and killed once more after its last epoch's checkpoint, while it scores the
+    # kept model: the checkpoint then carries the best epoch's weights beside the last one's.
+    killed_again = kill_when(interrupted.start(small_cola_dir),
+                             re.compile(r"Evaluating the saved model"))
     resumed = interrupted.run(small_cola_dir)
     summary = {
         "uninterrupted": {"checkpoints": CHECKPOINT_LINE.findall(uninterrupted),
@@ -118,6 +124,8 @@ def runs(small_cola_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs
                           "kept_epoch": reference.metrics()["kept_epoch"],
                           "final_scores": reference.metrics()["final"]},
         "killed": {"checkpoints": CHECKPOINT_LINE.findall(killed)},
+        "killed_again": {"resumed": RESUME_LINE.findall(killed_again),
+                         "checkpoints": CHECKPOINT_LINE.findall(killed_again)},
         "resumed": {"resumed": RESUME_LINE.findall(resumed),
                     "checkpoints": CHECKPOINT_LINE.findall(resumed),
                     "final": FINAL_LINE.findall(resumed),
@@ -125,7 +133,7 @@ def runs(small_cola_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs
         "validation_mcc": [e["validation"]["mcc"] for e in reference.metrics()["epochs"]],
     }
     print("resume proof:", json.dumps(summary), file=sys.stderr)
-    return Runs(uninterrupted, killed, resumed, reference, interrupted)
+    return Runs(uninterrupted, killed, killed_again, resumed, reference, interrupted)
 
 
 def test_t4_every_epoch_leaves_a_checkpoint_in_the_checkpoint_directory(runs: Runs) -> None:
@@ -139,23 +147,30 @@ def test_t6_a_job_killed_mid_epoch_resumes_after_its_last_completed_epoch(runs: 
     killed = CHECKPOINT_LINE.findall(runs.killed)
     assert [epoch for epoch, _ in killed] == ["1", "2"]
     assert "Parameter checksum" not in runs.killed
-    resumed_from = RESUME_LINE.findall(runs.resumed)
     # It continues from the killed job's last checkpoint: the same weights, no epoch lost...
-    assert resumed_from == [("2", killed[-1][1])]
+    assert RESUME_LINE.findall(runs.killed_again) == [("2", killed[-1][1])]
     # ... and trains only what was left.
-    assert "Train Epoch: 1 " not in runs.resumed and "Train Epoch: 2 " not in runs.resumed
-    assert [epoch for epoch, _ in CHECKPOINT_LINE.findall(runs.resumed)] == ["3"]
+    assert "Train Epoch: 1 " not in runs.killed_again
+    assert "Train Epoch: 2 " not in runs.killed_again
+    last = CHECKPOINT_LINE.findall(runs.killed_again)
+    assert [epoch for epoch, _ in last] == ["3"]
+    # Killed again after it, the job trains nothing more: it only scores the kept model.
+    assert RESUME_LINE.findall(runs.resumed) == [("3", last[0][1])]
+    assert "Train Epoch:" not in runs.resumed
+    assert CHECKPOINT_LINE.findall(runs.resumed) == []
 
 
 def test_t6_the_resumed_job_ends_exactly_as_the_uninterrupted_one(runs: Runs) -> None:
     reference = dict(CHECKPOINT_LINE.findall(runs.uninterrupted))
-    # Every epoch's weights agree: the killed job's two, the resumed job's last.
+    # Every epoch's weights agree: the killed job's two, the restarted job's last.
     for epoch, checksum in [*CHECKPOINT_LINE.findall(runs.killed),
-                            *CHECKPOINT_LINE.findall(runs.resumed)]:
+                            *CHECKPOINT_LINE.findall(runs.killed_again)]:
         assert checksum == reference[epoch], f"epoch {epoch}"
     assert FINAL_LINE.findall(runs.resumed) == FINAL_LINE.findall(runs.uninterrupted)
     expected, got = runs.reference.metrics(), runs.interrupted.metrics()
-    assert got["kept_epoch"] == expected["kept_epoch"]
+    assert got["kept_epoch"] == expected["kept_epoch"] == 2
+    # The kept model is epoch 2's, restored from the checkpoint's best-so-far weights.
+    assert got["parameter_checksum"] == reference["2"]
     assert got["parameter_checksum"] == expected["parameter_checksum"]
     # Losses, per-epoch validation and the final scores: equal, not merely close.
     assert without_timings(got["epochs"]) == without_timings(expected["epochs"])
