@@ -129,7 +129,9 @@ def fetch_file(container: Any, path: str) -> bytes | None:
 def tar_gz(source: Path, archive: Path) -> Path:
     """`source`'s contents as a .tar.gz with relative member names (what SageMaker uploads)."""
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as tar:
+    # Level 1: model weights barely compress, and tarfile's default (9) costs seconds per
+    # 100 MB for a percent or two.
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
         for path in sorted(source.rglob("*")) if source.is_dir() else []:
             tar.add(path, arcname=str(path.relative_to(source)), recursive=False)
     return archive
