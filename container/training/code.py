@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
+from container.serving.requirements import already_satisfied
 from container.training.config import ConfigError
 from container.training.process import run_command
 from container.training.s3 import S3Access, S3DownloadError, download
@@ -72,6 +74,11 @@ def install_requirements(python: str, code_dir: Path) -> None:
     """pip-install `requirements.txt` if the code has one; a failed install fails the job."""
     requirements = code_dir / "requirements.txt"
     if not requirements.is_file():
+        return
+    # pip takes seconds to find nothing to do: skip it when this interpreter (the one that
+    # runs the script) already satisfies every plain requirement, as serving does (S15).
+    if python == sys.executable and already_satisfied(requirements):
+        log.info("%s: every requirement is already installed", requirements)
         return
     log.info("installing %s", requirements)
     run_command(

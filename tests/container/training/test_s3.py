@@ -103,3 +103,4 @@ def test_T9_no_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(S3DownloadError, match="AWS_ENDPOINT_URL_S3"):
         download("s3://bucket/key", tmp_path / "x", S3Access(None, "us-east-1", None, None,
                                                                 None))
+
