@@ -151,6 +151,24 @@ def test_t6_train_stops_on_a_signal_and_leaves_no_process(
     assert "Traceback" not in job.output.split(marker, 1)[0]
 
 
+def test_t4_t6_a_stopped_smlocal_train_started_again_resumes(
+        cli: Callable[[list[str]], Cli], small_cola_dir: Path, tmp_path: Path) -> None:
+    """The user's flow: `smlocal train --checkpoint-dir D` stopped in epoch 2, the same command
+    again (a new job directory) resumes after epoch 1 instead of starting over."""
+    checkpoints = tmp_path / "checkpoints"
+    args = ["train", "--data", str(small_cola_dir), "--checkpoint-dir", str(checkpoints),
+            "-H", "epochs=2", "-H", "log-interval=1", "-H", "num-threads=1"]
+    first = cli([*args, "--work-dir", str(tmp_path / "first")])
+    first.wait_for(lambda: "Train Epoch: 2 [" in first.output, "epoch 2")
+    first.send(signal.SIGTERM)
+    assert first.finish() == 128 + signal.SIGTERM
+    assert f"checkpoints in {tmp_path / 'first' / 'checkpoints'}" in first.output
+    again = cli([*args, "--work-dir", str(tmp_path / "again")])
+    assert again.finish(timeout=600) == 0, again.output[-3000:]
+    assert "Resuming after epoch 1 from" in again.output
+    assert "Train Epoch: 1 " not in again.output and "Train Epoch: 2 " in again.output
+
+
 # --- smlocal serve ---------------------------------------------------------------------------
 
 
