@@ -28,6 +28,11 @@ What it cannot do as it stands, and what this module does about each (sagemaker-
   a background thread, logged, not raised); 2.x's health check then passes on the first one.
   `endpoint.delete()` stops only the second: the first keeps running. `deploy_local()` removes
   both, and the `sagemaker-local` network when unused.
+- Its health loop pings for 1200 s whatever becomes of the container
+  (`LocalContainerMode.create_server` sets `container_timeout_seconds = 1200`, overriding
+  deploy()'s `container_timeout_in_seconds`), which it starts with `auto_remove=True`: a model
+  that cannot load, or a container that exits, holds deploy() for 20 minutes. `failing_fast()`
+  checks the container and a deadline before each ping and fails at once with one line.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ from harness.sdk3.offline import OFFLINE_BUCKET, ROLE, prepare_process
 
 # Fixed by the SDK (model_server/torchserve/server.py).
 SDK_SERVING_PORT = 8080
+# How long deploy_local() lets the image become healthy (the SDK's own loop: 1200 s).
+DEPLOY_TIMEOUT_S = 300.0
 ENDPOINT_PREFIX = "smlocal-sdk3"
 BLOG_SENTENCE = "Somebody just left - guess who."
 
@@ -120,6 +127,50 @@ def local_image_pulls() -> Iterator[None]:
         mode._pull_image = original
 
 
+@contextlib.contextmanager
+def failing_fast(timeout_s: float) -> Iterator[None]:
+    """While active, 3.x's local health check fails as soon as its container is gone or not
+    running, or after `timeout_s`, instead of pinging on for 1200 s."""
+    from sagemaker.serve.local_resources import LocalEndpoint
+
+    import docker
+
+    original = LocalEndpoint._universal_deep_ping
+    deadline = time.monotonic() + timeout_s
+
+    def checked_ping(self: Any) -> Any:
+        container = getattr(self.local_container_mode_obj, "container", None)
+        if container is not None:
+            try:
+                container.reload()
+            except docker.errors.NotFound:
+                raise Sdk3Error("the serving container exited before it answered (its output "
+                                "is in the log above)", 1) from None
+            if container.status != "running":
+                raise Sdk3Error(f"the serving container is {container.status}: "
+                                f"{failure_tail(container)}", 1)
+        if time.monotonic() > deadline:
+            raise Sdk3Error(f"the serving container did not answer within {timeout_s:.0f} s", 1)
+        return original(self)
+
+    LocalEndpoint._universal_deep_ping = checked_ping
+    try:
+        yield
+    finally:
+        LocalEndpoint._universal_deep_ping = original
+
+
+def failure_tail(container: Any) -> str:
+    """The last line of a stopped container's output, if it can still be read."""
+    import docker
+
+    try:
+        lines = container.logs(tail=20).decode("utf-8", "replace").strip().splitlines()
+    except docker.errors.APIError:
+        return "(no output)"
+    return lines[-1][-300:] if lines else "(no output)"
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -153,6 +204,7 @@ def deploy_local(
     image: str = DEFAULT_TAG,
     root: Path = Path(".smlocal") / "sdk3",
     sample: Sequence[str] = (BLOG_SENTENCE,),
+    timeout_s: float = DEPLOY_TIMEOUT_S,
 ) -> Iterator[DeployedEndpoint]:
     """ModelBuilder.build() and deploy() of a staged model directory (stage_model) in a local
     container; everything it started is removed on exit."""
@@ -178,7 +230,7 @@ def deploy_local(
     endpoint: Any = None
     second_root: Path | None = None
     try:
-        with local_image_pulls():
+        with local_image_pulls(), failing_fast(timeout_s):
             started = time.perf_counter()
             builder.build(model_name=name)
             built = time.perf_counter()

@@ -88,6 +88,9 @@ def cloud(smlocal_image: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with pytest.MonkeyPatch.context() as patch:
             for name, value in env.items():
                 patch.setenv(name, value)
+            # The local flows switch the role check off in this process (harness.sdk3.offline);
+            # against the cloud it runs, as in AWS (C11).
+            patch.delenv("SAGEMAKER_VALIDATE_ROLE", raising=False)
             yield Cloud(state_dir, env, bucket.group(1))
     finally:
         print((state_dir / "server.log").read_text(errors="replace")[-5000:], file=sys.stderr)
