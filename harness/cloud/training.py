@@ -324,6 +324,10 @@ class TrainingJobs:
             name=f"smlocal-cloud-{record['TrainingJobName'][:40]}-{host}-"
                  f"{uuid.uuid4().hex[:4]}",
             hostname=host,
+            # Offline, a name the job's network does not know (torch's reverse lookups of its
+            # peers, for its log) waits on the host's unreachable resolver: give up in a
+            # second instead of the resolver's default 5 s per attempt.
+            dns_opt=["timeout:1", "attempts:1"],
             environment=self._environment(record, host),
             labels=engine.labels(self.context.settings.instance_id, KIND,
                                  record["TrainingJobName"], host),
