@@ -78,6 +78,7 @@ def train(
     *,
     code_dir: Path = Path("handlers"),
     entry_script: str = "train.py",
+    requirements: str | None = None,
     image: str = DEFAULT_TAG,
     instance_count: int = 1,
     hyperparameters: Mapping[str, Any] | None = None,
@@ -85,7 +86,9 @@ def train(
 ) -> TrainResult:
     """Train with 3.x's ModelTrainer in local containers: the blog's hyperparameters, updated with
     `hyperparameters`, `training`/`testing`/`validation` channels from a prepared data directory.
-    Raises Sdk3Error (exit 1) with the job's failure when the script fails."""
+    `requirements` (a file in `code_dir`) is what 3.x pip-installs before the script; unlike
+    2.x's toolkit (T9) it installs none unless asked. Raises Sdk3Error (exit 1) with the job's
+    failure when the script fails."""
     prepare_process(root)
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import Compute, InputData, SourceCode
@@ -95,7 +98,8 @@ def train(
     channels = lay_out_channels(data_dir, job_root.parent / f"{job_root.name}-channels")
     trainer = ModelTrainer(
         training_image=image,
-        source_code=SourceCode(source_dir=str(code_dir.resolve()), entry_script=entry_script),
+        source_code=SourceCode(source_dir=str(code_dir.resolve()), entry_script=entry_script,
+                               requirements=requirements),
         training_mode=Mode.LOCAL_CONTAINER,
         compute=Compute(instance_type=LOCAL_INSTANCE_TYPE, instance_count=instance_count),
         hyperparameters={**BLOG_HYPERPARAMETERS, **(hyperparameters or {})},

@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import sys
 import tarfile
 from dataclasses import dataclass
@@ -128,15 +129,20 @@ with open(os.path.join(os.environ["SM_MODEL_DIR"], "probe.json"), "w") as handle
 '''
 
 
-def test_C12_the_script_sees_the_2x_arguments_and_variables(smlocal_image: str,
-                                                            small_cola_dir: Path,
-                                                            tmp_path: Path, nothing_left) -> None:
+def test_C12_T9_the_script_sees_the_2x_arguments_and_variables(
+        smlocal_image: str, small_cola_dir: Path, handlers_dir: Path, tmp_path: Path,
+        nothing_left) -> None:
     code = tmp_path / "code"
     code.mkdir()
     (code / "train.py").write_text(PROBE, encoding="utf-8")
+    # The handlers' requirements, which 3.x installs only when named (already in the image:
+    # pip needs no index, offline).
+    shutil.copy2(handlers_dir / "requirements.txt", code / "requirements.txt")
     run = run_train(tmp_path / "jobs", data_dir=small_cola_dir, code_dir=code,
-                    image=smlocal_image, hyperparameters={"lr": 5e-5, "bucket": True})
+                    image=smlocal_image, hyperparameters={"lr": 5e-5, "bucket": True},
+                    requirements="requirements.txt")
     run.guard.assert_offline()
+    assert "Installing requirements" in run.log
     nothing_left(tmp_path)
     assert run.result is not None, run.error
     with tarfile.open(run.result.model_data) as archive:
