@@ -10,7 +10,8 @@ from harness.cloud.settings import DEFAULT_STATE_DIR, CloudSettings
 
 def _settings(args: argparse.Namespace) -> CloudSettings:
     return CloudSettings.from_environ(
-        port=args.port, state_dir=Path(args.state_dir) if args.state_dir else None)
+        port=args.port, state_dir=Path(args.state_dir) if args.state_dir else None,
+        serving_image=getattr(args, "serving_image", None))
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -92,6 +93,10 @@ def add_cloud_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     common(up)
     up.add_argument("--detach", action="store_true",
                     help="run in the background; `smlocal cloud down` stops it")
+    up.add_argument("--serving-image", default=None, metavar="IMAGE",
+                    help="what endpoints of AWS PyTorch inference images run: `reference` "
+                    "for the AWS serving stack (smlocal image build --reference), or a local "
+                    "tag (default: SMLOCAL_CLOUD_SERVING_IMAGE, else the smlocal image)")
     up.set_defaults(handler=_cmd_up)
 
     env = cloud.add_parser("env", help="print `export` lines: eval \"$(smlocal cloud env)\"")

@@ -83,7 +83,7 @@ def start_detached(settings: CloudSettings) -> ServerInfo:
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.server_file.unlink(missing_ok=True)
     command = [sys.executable, "-m", "harness.cli", "cloud", "up", "--port", str(settings.port),
-               "--state-dir", str(settings.state_dir)]
+               "--state-dir", str(settings.state_dir), "--serving-image", settings.serving_image]
     with paths.log_file.open("ab") as log:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  start_new_session=True)

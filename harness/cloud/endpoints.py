@@ -11,6 +11,7 @@ instance logs to `/aws/sagemaker/Endpoints/<name>`, stream `<variant>/<instance 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import random
 import shutil
@@ -21,6 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.cloud import docker_engine as engine
@@ -29,9 +31,21 @@ from harness.cloud.context import CloudContext
 from harness.cloud.errors import not_found, validation_error
 from harness.cloud.images import ImageUnavailable, resolve_image
 from harness.cloud.logs import LogStream, endpoint_group
+from harness.cloud.multi_model import ENVIRONMENT as MULTI_MODEL_ENVIRONMENT
+from harness.cloud.multi_model import (
+    MODELS_DIR,
+    LoadedTargets,
+    TargetError,
+    container_model_name,
+    directory_entries,
+    download_target,
+    is_multi_model,
+    target_uri,
+)
 from harness.cloud.operations import Handler, Params
 from harness.cloud.protocol import now
 from harness.cloud.records import Record
+from harness.cloud.settings import REFERENCE_IMAGE
 from harness.local_mode.watch import load_failure
 
 log = logging.getLogger("smlocal.cloud")
@@ -42,6 +56,10 @@ SERVING_PORT = "8080/tcp"
 PING_INTERVAL_S = 0.25
 LOAD_PROBE_INTERVAL_S = 1.0
 LOG_LINES_IN_REASON = 15
+# The name the SageMaker PyTorch toolkit registers the model under in TorchServe.
+TORCHSERVE_MODEL = "model"
+# A target's load (model_fn in the container's workers) may take this long.
+LOAD_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -52,6 +70,9 @@ class Instance:
     container: Any
     port: int
     stream: LogStream
+    image: str = ""
+    # Multi-model endpoints: the targets this container was asked to load.
+    targets: LoadedTargets = field(default_factory=LoadedTargets)
 
     @property
     def url(self) -> str:
@@ -63,6 +84,8 @@ class Variant:
     name: str
     weight: float
     instances: list[Instance] = field(default_factory=list)
+    # A multi-model variant's S3 prefix (its model's ModelDataUrl); None: one model.
+    model_data_prefix: str | None = None
     turn: itertools.count[int] = field(default_factory=itertools.count)
 
     def next_instance(self) -> Instance:
@@ -120,6 +143,10 @@ class Endpoints:
                                    "Containers: inference pipelines are not emulated)")
         if "Image" not in primary:
             raise validation_error("PrimaryContainer.Image is required")
+        if is_multi_model(primary) and not str(primary.get("ModelDataUrl", "")).startswith(
+                "s3://"):
+            raise validation_error("a MultiModel container needs ModelDataUrl: the S3 prefix "
+                                   "its models are under")
         arn = self.context.arn(f"model/{name.lower()}")
         record: Record = {"ModelName": name, "ModelArn": arn, "CreationTime": now(),
                           "PrimaryContainer": dict(primary)}
@@ -225,6 +252,44 @@ class Endpoints:
         variant = random.choices(variants, weights=[max(v.weight, 1e-9) for v in variants])[0]
         return variant, variant.next_instance()
 
+    def load_target(self, endpoint_name: str, variant: Variant, instance: Instance,
+                    target: str,
+                    *, again: bool = False) -> str:
+        """The name `target` (a key under the variant's prefix) has in the container, after
+        downloading, unpacking and loading it there on first use (or `again`, when the
+        container no longer has it). Raises TargetError."""
+        assert variant.model_data_prefix is not None
+        with instance.targets.lock:
+            name = instance.targets.names.get(target)
+            if name is not None and not again:
+                return name
+            name = container_model_name(target)
+            uri = target_uri(variant.model_data_prefix, target)
+            archive = download_target(self.context.clients.s3(), uri,
+                                      self.context.paths.scratch_dir)
+            try:
+                home = f"{MODELS_DIR}/{name}"
+                instance.container.put_archive(MODELS_DIR,
+                                               directory_entries(name, f"{name}/model"))
+                with archive.open("rb") as data:
+                    instance.container.put_archive(f"{home}/model", data)
+            finally:
+                shutil.rmtree(archive.parent, ignore_errors=True)
+            answer = _post_json(f"{instance.url}/models",
+                                {"model_name": name, "url": f"{home}/model"})
+            # 409: the container still has it (it was loaded before a restart of ours).
+            if answer[0] not in (200, 409):
+                raise TargetError(
+                    "ModelError", 424,
+                    f"Received server error ({answer[0]}) from primary with message "
+                    f"\"{answer[1]}\" while loading model {target}. See the log group "
+                    f"{self.log_group_arn(endpoint_name)} for more information.",
+                    OriginalStatusCode=answer[0], OriginalMessage=answer[1])
+            log.info("multi-model endpoint: %s loaded as %s on %s", uri, name,
+                     instance.instance_id)
+            instance.targets.names[target] = name
+            return name
+
     def log_group_arn(self, name: str) -> str:
         return self.context.log_group_arn(endpoint_group(name))
 
@@ -247,9 +312,11 @@ class Endpoints:
                 model = self.models[spec["ModelName"]]
                 variant = Variant(spec["VariantName"],
                                   float(spec.get("InitialVariantWeight", 1.0)))
+                if is_multi_model(model["PrimaryContainer"]):
+                    variant.model_data_prefix = model["PrimaryContainer"]["ModelDataUrl"]
                 live.variants.append(variant)
                 image = resolve_image(model["PrimaryContainer"]["Image"],
-                                      self.context.settings.image, engine.image_exists)
+                                      self.context.settings.serving_image, engine.image_exists)
                 for _ in range(int(spec.get("InitialInstanceCount", 1))):
                     variant.instances.append(self._start_instance(live, variant, model, image))
                 deployed.append({
@@ -299,7 +366,9 @@ class Endpoints:
         env = {"AWS_ENDPOINT_URL": url, "AWS_REGION": self.context.settings.region,
                "AWS_DEFAULT_REGION": self.context.settings.region,
                "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
-               "AWS_EC2_METADATA_DISABLED": "true", **(primary.get("Environment") or {})}
+               "AWS_EC2_METADATA_DISABLED": "true",
+               **(MULTI_MODEL_ENVIRONMENT if is_multi_model(primary) else {}),
+               **(primary.get("Environment") or {})}
         container = engine.engine().containers.create(
             image, command=["serve"], environment=env,
             name=f"smlocal-cloud-{live.name[:40]}-{instance_id}",
@@ -309,7 +378,11 @@ class Endpoints:
         stream = self.context.shipper.open(endpoint_group(live.name),
                                            f"{variant.name}/{instance_id}")
         try:
-            if primary.get("ModelDataUrl"):
+            if is_multi_model(primary):
+                # No model at start; targets are unpacked under /opt/ml/models on first use.
+                container.put_archive(str(Path(MODELS_DIR).parent),
+                                      directory_entries(Path(MODELS_DIR).name))
+            elif primary.get("ModelDataUrl"):
                 self._put_model(container, primary["ModelDataUrl"], live.name)
             container.start()
             self.context.shipper.follow(container, stream)
@@ -319,7 +392,7 @@ class Endpoints:
             engine.remove_container(container)
             self.context.shipper.close(stream)
             raise
-        return Instance(instance_id, container, port, stream)
+        return Instance(instance_id, container, port, stream, image)
 
     def _put_model(self, container: Any, model_data_url: str, name: str) -> None:
         """The model archive, unpacked into /opt/ml/model by the engine (gzip tar in)."""
@@ -343,7 +416,8 @@ class Endpoints:
         deadline = time.monotonic() + self.context.settings.endpoint_start_timeout_s
         probe_at = time.monotonic() + LOAD_PROBE_INTERVAL_S
         while not live.cancelled.is_set():
-            if _ping(instance.url) == 200:
+            if _ping(instance.url) == 200 and (instance.image != REFERENCE_IMAGE
+                                               or _torchserve_workers_ready(instance.url)):
                 return
             if time.monotonic() > probe_at:
                 # /ping is 500 while loading and after a failed load; the smlocal image tells
@@ -412,6 +486,32 @@ class Endpoints:
             if table.pop(name, None) is None:
                 raise not_found(kind, name)
         self.context.records.save()
+
+
+def _post_json(url: str, body: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=LOAD_TIMEOUT_S) as response:
+            return int(response.status), response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        return 0, str(exc)
+
+
+def _torchserve_workers_ready(url: str) -> bool:
+    """The reference image (TorchServe) answers /ping 200 before model_fn has run
+    (docs/fidelity.md F5): it is ready when its management API, on the same port, lists every
+    worker of the toolkit's model `model` as READY."""
+    try:
+        with urllib.request.urlopen(f"{url}/models/{TORCHSERVE_MODEL}", timeout=2) as response:
+            described: Any = json.loads(response.read())
+        states = [worker.get("status") for worker in described[0]["workers"]]
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError,
+            LookupError, TypeError, AttributeError):
+        return False
+    return bool(states) and all(state == "READY" for state in states)
 
 
 def _ping(url: str) -> int | None:

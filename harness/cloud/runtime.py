@@ -4,18 +4,22 @@ its answer comes back with the variant that served it.
 
 As on SageMaker: a body over 6 MB is refused (413) before it is read; a container that answers
 an error becomes `ModelError` (HTTP 424) with OriginalStatusCode, OriginalMessage and the log
-group's LogStreamArn; a container slower than 60 s is a ModelError too.
+group's LogStreamArn; a container slower than 60 s is a ModelError too. On a multi-model
+endpoint `TargetModel` (X-Amzn-SageMaker-Target-Model) picks the model, loaded on first use
+(harness/cloud/multi_model.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import httpx
 from werkzeug.wrappers import Request, Response
 
-from harness.cloud.endpoints import Endpoints
+from harness.cloud.endpoints import Endpoints, Instance, Variant
+from harness.cloud.multi_model import TargetError
 from harness.cloud.settings import ACCOUNT_ID
 
 log = logging.getLogger("smlocal.cloud")
@@ -24,6 +28,7 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 FORWARDED = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes",
              "X-Amzn-SageMaker-Inference-Id", "X-Amzn-SageMaker-Target-Model")
 RETURNED = ("X-Amzn-SageMaker-Custom-Attributes",)
+TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
 ORIGINAL_MESSAGE_CHARS = 4096
 
 
@@ -53,9 +58,20 @@ class Runtime:
         body = request.get_data()
         headers = {name: request.headers[name] for name in FORWARDED if name in request.headers}
         log_arn = self.endpoints.log_group_arn(endpoint_name)
+        target = request.headers.get(TARGET_MODEL)
         try:
-            answer = self.http.post(f"{instance.url}/invocations", content=body,
-                                    headers=headers)
+            if variant.model_data_prefix is None:
+                if target is not None:
+                    return _error("ValidationError", 400,
+                                  f"Endpoint {endpoint_name} is not a multi-model endpoint and "
+                                  "does not support target model header.")
+                answer = self.http.post(f"{instance.url}/invocations", content=body,
+                                        headers=headers)
+            else:
+                answer = self._invoke_target(endpoint_name, variant, instance, target, body,
+                                             headers)
+        except TargetError as exc:
+            return _error(exc.code, exc.status, exc.message, **exc.fields)
         except httpx.TimeoutException:
             return _error("ModelError", 424, "Your invocation timed out while waiting for a "
                           "response from container primary. Review the latency metrics for "
@@ -80,6 +96,24 @@ class Runtime:
         return Response(answer.content, 200, headers=out_headers,
                         content_type=answer.headers.get("Content-Type",
                                                         "application/octet-stream"))
+
+    def _invoke_target(self, endpoint_name: str, variant: Variant, instance: Instance,
+                       target: str | None, body: bytes,
+                       headers: dict[str, str]) -> httpx.Response:
+        if not target:
+            raise TargetError("ValidationError", 400,
+                              f"Request {uuid.uuid4()} is missing a target model header.")
+        name = self.endpoints.load_target(endpoint_name, variant, instance, target)
+        headers = {**headers, TARGET_MODEL: name}
+        answer = self.http.post(f"{instance.url}/invocations", content=body, headers=headers)
+        if answer.status_code == 404 and "ModelNotFound" in answer.text:
+            # The container no longer has it (unloaded, or restarted): load it again, once.
+            log.info("endpoint %s: model %s was gone from %s; loading it again", endpoint_name,
+                     target, instance.instance_id)
+            self.endpoints.load_target(endpoint_name, variant, instance, target, again=True)
+            answer = self.http.post(f"{instance.url}/invocations", content=body,
+                                    headers=headers)
+        return answer
 
     def close(self) -> None:
         self.http.close()

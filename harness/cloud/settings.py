@@ -14,6 +14,9 @@ DEFAULT_REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 DEFAULT_IMAGE = "smlocal:latest"
 DEFAULT_STATE_DIR = Path(".smlocal") / "cloud"
+# `smlocal image build --reference` (harness/reference_image.py's REFERENCE_TAG; not imported,
+# so that the server's settings stay free of the image builder).
+REFERENCE_IMAGE = "smlocal-reference:latest"
 
 
 def instance_id(state_dir: Path) -> str:
@@ -27,6 +30,9 @@ class CloudSettings:
     region: str
     # The local image every AWS PyTorch image URI maps to (C18).
     image: str
+    # What AWS PyTorch image URIs of endpoints run as: `image`, or the reference image (the
+    # AWS serving stack, `smlocal image build --reference`) with `--serving-image reference`.
+    serving_image: str
     # Where containers reach the server (S3 for sagemaker_submit_directory, C5): the Docker
     # bridge gateway; None means "ask the engine".
     bridge_address: str | None
@@ -39,14 +45,18 @@ class CloudSettings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, *,
-                     port: int | None = None, state_dir: Path | None = None) -> CloudSettings:
+                     port: int | None = None, state_dir: Path | None = None,
+                     serving_image: str | None = None) -> CloudSettings:
         env = os.environ if environ is None else environ
+        image = env.get("SMLOCAL_IMAGE", DEFAULT_IMAGE)
+        serving = serving_image or env.get("SMLOCAL_CLOUD_SERVING_IMAGE") or image
         return cls(
             state_dir=(state_dir or Path(env.get("SMLOCAL_CLOUD_DIR", str(DEFAULT_STATE_DIR))))
             .resolve(),
             port=port if port is not None else int(env.get("SMLOCAL_CLOUD_PORT", DEFAULT_PORT)),
             region=env.get("SMLOCAL_CLOUD_REGION", DEFAULT_REGION),
-            image=env.get("SMLOCAL_IMAGE", DEFAULT_IMAGE),
+            image=image,
+            serving_image=REFERENCE_IMAGE if serving == "reference" else serving,
             bridge_address=env.get("SMLOCAL_CLOUD_BRIDGE") or None,
             endpoint_start_timeout_s=float(env.get("SMLOCAL_CLOUD_ENDPOINT_TIMEOUT", "300")),
             invocation_timeout_s=float(env.get("SMLOCAL_CLOUD_INVOCATION_TIMEOUT", "60")),

@@ -59,3 +59,26 @@ def test_C14_absent_and_empty_members_are_left_out() -> None:
             "List": [{"X": None, "Y": 2}], "When": stamp}
     assert compact(body) == {"Nested": {"Keep": 1}, "List": [{"Y": 2}], "When": stamp}
     assert json.loads(encode(body))["When"] == stamp.timestamp()
+
+
+def test_C18_endpoints_run_the_reference_image_when_asked() -> None:
+    from harness.cloud.settings import REFERENCE_IMAGE, CloudSettings
+    from harness.reference_image import REFERENCE_TAG
+
+    assert REFERENCE_IMAGE == REFERENCE_TAG  # one name for `smlocal image build --reference`
+    default = CloudSettings.from_environ({})
+    assert default.serving_image == default.image == "smlocal:latest"
+    assert CloudSettings.from_environ({}, serving_image="reference").serving_image == (
+        REFERENCE_TAG)
+    by_env = CloudSettings.from_environ({"SMLOCAL_CLOUD_SERVING_IMAGE": "reference"})
+    assert by_env.serving_image == REFERENCE_TAG and by_env.image == "smlocal:latest"
+
+
+def test_C9_multi_model_targets_have_stable_names_under_the_prefix() -> None:
+    from harness.cloud.multi_model import container_model_name, target_uri
+
+    assert target_uri("s3://b/mme/", "a.tar.gz") == target_uri("s3://b/mme", "a.tar.gz") == (
+        "s3://b/mme/a.tar.gz")
+    name = container_model_name("dir/a b.tar.gz")
+    assert name == container_model_name("dir/a b.tar.gz") != container_model_name("a.tar.gz")
+    assert name.isalnum()
