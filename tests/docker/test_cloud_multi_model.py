@@ -187,3 +187,35 @@ def test_C9_a_target_the_container_dropped_is_loaded_again(
     names = [model["modelName"] for model in httpx.get(f"{url}/models").json()["models"]]
     assert container_model_name("cola-b.tar.gz") in names
 
+
+
+@pytest.mark.sdk
+def test_C9_the_sdk_multi_data_model_deploys_adds_lists_and_predicts(endpoint: str) -> None:
+    """SDK 2.x's MultiDataModel, as its docs use it: deploy over an empty prefix, add_model
+    (an S3 copy into the prefix), list_models, predict(target_model=...)."""
+    import sagemaker
+    from sagemaker.multidatamodel import MultiDataModel
+    from sagemaker.predictor import Predictor
+
+    with NetworkGuard() as guard:
+        session = sagemaker.Session()
+        models = MultiDataModel(name="mme-sdk", model_data_prefix="s3://mme-models/sdk/",
+                                image_uri=IMAGE, role=ROLE, sagemaker_session=session,
+                                predictor_cls=Predictor)
+        # wait=False, then the SDK's own wait at 1 s polls (its default polls every 30 s).
+        predictor = models.deploy(initial_instance_count=1, instance_type="ml.m5.xlarge",
+                                  wait=False)
+        try:
+            session.wait_for_endpoint("mme-sdk", poll=1)
+            assert list(models.list_models()) == []
+            models.add_model("s3://mme-models/mme/cola-b.tar.gz", "b.tar.gz")
+            listed = list(models.list_models())
+            answer = predictor.predict(b"hi", target_model="b.tar.gz")
+        finally:
+            predictor.delete_endpoint()
+    guard.assert_offline()
+    assert listed == ["b.tar.gz"]
+    assert answer == b"model b: hi"
+    described = client("sagemaker").describe_model(ModelName="mme-sdk")["PrimaryContainer"]
+    assert described["Mode"] == "MultiModel"
+    assert described["ModelDataUrl"] == "s3://mme-models/sdk/"
