@@ -662,7 +662,8 @@ def log_evaluation(name: str, result: Evaluation) -> None:
 def extra_channels(args: argparse.Namespace) -> dict[str, str]:
     """Channels to evaluate the kept model on: any but the training, test and validation ones,
     and a checkpoint directory that arrives as a channel (smlocal local mode)."""
-    known = {TRAIN_CHANNEL, TEST_CHANNEL, VALIDATION_CHANNEL}
+    # SDK 3.x's ModelTrainer delivers its code and driver scripts as channels too.
+    known = {TRAIN_CHANNEL, TEST_CHANNEL, VALIDATION_CHANNEL, "code", "sm_drivers"}
     channels = json.loads(os.environ.get("SM_CHANNELS", "[]"))
     directories = {
         channel: os.environ[f"SM_CHANNEL_{channel.upper()}"]

@@ -35,10 +35,6 @@ TRAINING_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:
 INFERENCE_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311"
 HYPERPARAMETERS = {"epochs": 1, "num_labels": 2, "backend": "gloo", "num-threads": 2,
                    "patience": 0, "test-batch-size": 64}
-# As in test_local_training: train.py fails on 3.x's own `code`/`sm_drivers` channels.
-SDK_CHANNELS_EVALUATED = pytest.mark.xfail(
-    strict=True, reason="handlers/train.py reads 3.x's `code` and `sm_drivers` channels as "
-    "evaluation sets")
 
 
 def smlocal(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -131,7 +127,6 @@ def job_log(cloud: Cloud, job_name: str) -> str:
     return "\n".join(lines)
 
 
-@SDK_CHANNELS_EVALUATED
 def test_C11_C12_C18_model_trainer_runs_a_training_job_with_the_aws_image_uri(
         cloud: Cloud, small_cola_dir: Path, handlers_dir: Path) -> None:
     with NetworkGuard() as guard:

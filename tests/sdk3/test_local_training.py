@@ -29,13 +29,6 @@ pytestmark = [pytest.mark.sdk(3), pytest.mark.docker]
 # Two containers share this machine's cores: one thread each, one epoch of the small subset.
 FAST = {"num-threads": 1, "patience": 0, "test-batch-size": 64}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# handlers/train.py evaluates every channel it does not know as an extra data set; 3.x adds two
-# of its own (`code`, `sm_drivers`: test_C12_the_script_sees_the_2x_arguments_and_variables), so
-# the script fails after training until it leaves them out. Strict: this turns red when fixed.
-SDK_CHANNELS_EVALUATED = pytest.mark.xfail(
-    strict=True, raises=Sdk3Error,
-    reason="handlers/train.py reads 3.x's `code` and `sm_drivers` channels as evaluation sets",
-)
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,6 @@ def test_C12_sdk3_runs_its_driver_in_the_image_offline_and_cleans_up(
     nothing_left(two_host_train.root)
 
 
-@SDK_CHANNELS_EVALUATED
 def test_C12_T12_two_hosts_train_one_model_in_sync(two_host_train: GuardedTrain) -> None:
     if two_host_train.error:
         raise two_host_train.error
@@ -100,7 +92,6 @@ def test_C12_T12_two_hosts_train_one_model_in_sync(two_host_train: GuardedTrain)
     assert {"config.json", "model.safetensors"} <= {Path(n).name for n in names}
 
 
-@SDK_CHANNELS_EVALUATED
 def test_C12_one_host_trains_and_leaves_a_model(smlocal_image: str, small_cola_dir: Path,
                                                 handlers_dir: Path, tmp_path: Path,
                                                 nothing_left) -> None:
