@@ -259,6 +259,9 @@ class Endpoints:
         downloading, unpacking and loading it there on first use (or `again`, when the
         container no longer has it). Raises TargetError."""
         assert variant.model_data_prefix is not None
+        known = instance.targets.names.get(target)
+        if known is not None and not again:
+            return known  # no lock: a loaded target does not wait for another one's download
         with instance.targets.lock:
             name = instance.targets.names.get(target)
             if name is not None and not again:

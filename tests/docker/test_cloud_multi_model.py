@@ -42,6 +42,11 @@ def transform_fn(model, data, content_type, accept):
     return f"{model}: {data.decode() if isinstance(data, bytes) else data}"
 """
 
+BROKEN = """
+def model_fn(model_dir):
+    raise RuntimeError("no weights here")
+"""
+
 
 def smlocal(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
@@ -105,6 +110,8 @@ def endpoint(cloud_env: SimpleNamespace, bert_model_dir: Path,
         s3.put_object(Bucket="mme-models", Key="mme/cola-a.tar.gz", Body=tar_gz(model_a))
         s3.put_object(Bucket="mme-models", Key="mme/cola-b.tar.gz",
                       Body=tar_gz({"code/inference.py": textwrap.dedent(NAMED)}))
+        s3.put_object(Bucket="mme-models", Key="mme/broken.tar.gz",
+                      Body=tar_gz({"code/inference.py": BROKEN}))
         sagemaker.create_model(
             ModelName="mme", ExecutionRoleArn=ROLE,
             PrimaryContainer={"Image": IMAGE, "Mode": "MultiModel",
@@ -170,6 +177,17 @@ def test_C9_unknown_target_and_missing_header_are_validation_errors(endpoint: st
     assert "Failed to download model data(bucket: mme-models, key: mme/cola-z.tar.gz)" in str(
         unknown.value)
     assert "is missing a target model header" in str(missing.value)
+
+
+def test_C9_a_target_that_cannot_load_is_a_model_error(endpoint: str) -> None:
+    with NetworkGuard() as guard, pytest.raises(ClientError) as broken:
+        invoke("broken.tar.gz", "[]")
+    guard.assert_offline()
+    error = broken.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert "no weights here" in error["OriginalMessage"]
+    assert error["OriginalStatusCode"] >= 400
 
 
 def test_C9_a_target_the_container_dropped_is_loaded_again(

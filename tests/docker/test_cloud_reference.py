@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from harness.cloud import docker_engine
 from harness.cloud.settings import instance_id
@@ -104,6 +105,11 @@ def test_C8_C18_F5_endpoints_run_the_reference_image_and_serve_once_in_service(
                 EndpointName="cola-ref", Body=json.dumps(["Somebody just left - guess who."]),
                 ContentType="application/json", Accept="application/json")
             described = sagemaker.describe_endpoint(EndpointName="cola-ref")
+            # A single-model endpoint refuses TargetModel, as SageMaker does (C9).
+            with pytest.raises(ClientError) as targeted:
+                client("sagemaker-runtime").invoke_endpoint(
+                    EndpointName="cola-ref", Body=b"[]", ContentType="application/json",
+                    TargetModel="a.tar.gz")
         finally:
             sagemaker.delete_endpoint(EndpointName="cola-ref")
     guard.assert_offline()
@@ -111,6 +117,8 @@ def test_C8_C18_F5_endpoints_run_the_reference_image_and_serve_once_in_service(
     assert workers and all(worker["status"] == "READY" for worker in workers)
     logits = json.loads(answer["Body"].read())
     assert len(logits) == 1 and len(logits[0]) == 2
+    assert targeted.value.response["Error"]["Code"] == "ValidationError"
+    assert "is not a multi-model endpoint" in str(targeted.value)
     (deployed,) = described["ProductionVariants"][0]["DeployedImages"]
     assert deployed["SpecifiedImage"] == IMAGE
     assert deployed["ResolvedImage"] == reference_image
