@@ -108,11 +108,12 @@ class CloudServer:
         restored = self.persistence.restore()
         self.persistence.start()
         self.training.recover()
+        # The default bucket exists before the port opens: a client's first call may use it.
+        write_sdk_config(self.paths.sdk_config, clients)
         addresses = [LOOPBACK] if bridge == LOOPBACK else [LOOPBACK, bridge]
         for address in addresses:
             self._listen(address, settings.port)
         self.endpoints.restore()
-        write_sdk_config(self.paths.sdk_config, clients)
         info = ServerInfo(pid=os.getpid(), port=settings.port, addresses=addresses, url=url,
                           container_url=context.container_url, started=time.time())
         self.paths.server_file.write_text(info.to_json())
