@@ -56,6 +56,11 @@ SERVING_PORT = "8080/tcp"
 PING_INTERVAL_S = 0.25
 LOAD_PROBE_INTERVAL_S = 1.0
 LOG_LINES_IN_REASON = 15
+# The toolkit (2.0.25) appends its settings to its mme-ts.properties, which lacks a final
+# newline: the generated /etc/sagemaker-ts.properties reads `enable_model_api=truedefault_
+# response_timeout=60`, so TorchServe keeps its model API off and answers POST /models 405.
+# The generated file turns on enable_envvars_config, so this variable puts the API back.
+REFERENCE_MULTI_MODEL_ENVIRONMENT = {"TS_ENABLE_MODEL_API": "true"}
 # The name the SageMaker PyTorch toolkit registers the model under in TorchServe.
 TORCHSERVE_MODEL = "model"
 # A target's load (model_fn in the container's workers) may take this long.
@@ -71,6 +76,7 @@ class Instance:
     port: int
     stream: LogStream
     image: str = ""
+    multi_model: bool = False
     # Multi-model endpoints: the targets this container was asked to load.
     targets: LoadedTargets = field(default_factory=LoadedTargets)
 
@@ -371,6 +377,8 @@ class Endpoints:
                "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
                "AWS_EC2_METADATA_DISABLED": "true",
                **(MULTI_MODEL_ENVIRONMENT if is_multi_model(primary) else {}),
+               **(REFERENCE_MULTI_MODEL_ENVIRONMENT
+                  if is_multi_model(primary) and image == REFERENCE_IMAGE else {}),
                **(primary.get("Environment") or {})}
         container = engine.engine().containers.create(
             image, command=["serve"], environment=env,
@@ -395,7 +403,7 @@ class Endpoints:
             engine.remove_container(container)
             self.context.shipper.close(stream)
             raise
-        return Instance(instance_id, container, port, stream, image)
+        return Instance(instance_id, container, port, stream, image, is_multi_model(primary))
 
     def _put_model(self, container: Any, model_data_url: str, name: str) -> None:
         """The model archive, unpacked into /opt/ml/model by the engine (gzip tar in)."""
@@ -420,6 +428,7 @@ class Endpoints:
         probe_at = time.monotonic() + LOAD_PROBE_INTERVAL_S
         while not live.cancelled.is_set():
             if _ping(instance.url) == 200 and (instance.image != REFERENCE_IMAGE
+                                               or instance.multi_model
                                                or _torchserve_workers_ready(instance.url)):
                 return
             if time.monotonic() > probe_at:

@@ -104,15 +104,17 @@ class Runtime:
             raise TargetError("ValidationError", 400,
                               f"Request {uuid.uuid4()} is missing a target model header.")
         name = self.endpoints.load_target(endpoint_name, variant, instance, target)
-        headers = {**headers, TARGET_MODEL: name}
-        answer = self.http.post(f"{instance.url}/invocations", content=body, headers=headers)
+        # By name, not by the X-Amzn-SageMaker-Target-Model header on /invocations: TorchServe
+        # (the reference image) routes only /models/{name}/invoke, the smlocal image both.
+        headers = {key: value for key, value in headers.items() if key != TARGET_MODEL}
+        url = f"{instance.url}/models/{name}/invoke"
+        answer = self.http.post(url, content=body, headers=headers)
         if answer.status_code == 404 and "ModelNotFound" in answer.text:
             # The container no longer has it (unloaded, or restarted): load it again, once.
             log.info("endpoint %s: model %s was gone from %s; loading it again", endpoint_name,
                      target, instance.instance_id)
             self.endpoints.load_target(endpoint_name, variant, instance, target, again=True)
-            answer = self.http.post(f"{instance.url}/invocations", content=body,
-                                    headers=headers)
+            answer = self.http.post(url, content=body, headers=headers)
         return answer
 
     def close(self) -> None:

@@ -122,3 +122,46 @@ def test_C8_C18_F5_endpoints_run_the_reference_image_and_serve_once_in_service(
     (deployed,) = described["ProductionVariants"][0]["DeployedImages"]
     assert deployed["SpecifiedImage"] == IMAGE
     assert deployed["ResolvedImage"] == reference_image
+
+
+NAMED = """
+def model_fn(model_dir):
+    return "model b"
+
+def transform_fn(model, data, content_type, accept):
+    return f"{model}: {bytes(data).decode()}"
+"""
+
+
+def test_C9_F5_a_multi_model_endpoint_on_the_reference_image_loads_and_routes_targets(
+        reference_cloud: str) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("code/inference.py")
+        info.size = len(NAMED.encode())
+        tar.addfile(info, io.BytesIO(NAMED.encode()))
+    with NetworkGuard() as guard:
+        s3, sagemaker = client("s3"), client("sagemaker")
+        s3.create_bucket(Bucket="reference-mme")
+        s3.put_object(Bucket="reference-mme", Key="mme/b.tar.gz", Body=buffer.getvalue())
+        sagemaker.create_model(ModelName="ref-mme", ExecutionRoleArn=ROLE, PrimaryContainer={
+            "Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": "s3://reference-mme/mme/",
+            "Environment": {"SAGEMAKER_TS_MIN_WORKERS": "1", "SAGEMAKER_TS_MAX_WORKERS": "1"}})
+        sagemaker.create_endpoint_config(EndpointConfigName="ref-mme", ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": "ref-mme", "InitialInstanceCount": 1,
+            "InstanceType": "ml.m5.xlarge"}])
+        sagemaker.create_endpoint(EndpointName="ref-mme", EndpointConfigName="ref-mme")
+        try:
+            sagemaker.get_waiter("endpoint_in_service").wait(
+                EndpointName="ref-mme", WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+            runtime = client("sagemaker-runtime")
+            answer = runtime.invoke_endpoint(EndpointName="ref-mme", Body=b"hi",
+                                             ContentType="text/plain", TargetModel="b.tar.gz")
+            with pytest.raises(ClientError) as unknown:
+                runtime.invoke_endpoint(EndpointName="ref-mme", Body=b"hi",
+                                        ContentType="text/plain", TargetModel="z.tar.gz")
+        finally:
+            sagemaker.delete_endpoint(EndpointName="ref-mme")
+    guard.assert_offline()
+    assert answer["Body"].read() == b"model b: hi"
+    assert unknown.value.response["Error"]["Code"] == "ValidationError"
