@@ -154,6 +154,20 @@ def transform_fn(model, data, content_type, accept):
 """
 
 
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path,
+                       timeout_s: float) -> None:
+    """Until /ping is 200; the server's log if it exits or the time runs out first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/ping", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def host_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`smlocal serve --reload` as a user runs it, on a free loopback port."""
@@ -175,15 +189,7 @@ def host_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_until_serving(url, process, log, timeout_s=60)
         yield url, code_dir
     finally:
         process.send_signal(signal.SIGTERM)
@@ -256,15 +262,7 @@ def test_reload_of_the_project_handlers_never_breaks_the_endpoint(bert_model_dir
                 statuses.append(response.status_code)
 
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_until_serving(url, process, log, timeout_s=120)
         traffic = threading.Thread(target=keep_invoking)
         traffic.start()
         time.sleep(0.5)
