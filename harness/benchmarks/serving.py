@@ -53,6 +53,8 @@ from harness.bench.servers import (
 )
 from harness.bench.stats import LevelStats
 from harness.bench.workload import BenchRequest, WorkloadError, read_sentences, sentence_requests
+from harness.reference_image import REFERENCE_TAG
+from harness.trace import COLA_SENTENCES
 
 # Before transformers is imported (E8): the model is local.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,19 +62,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 LEVELS = (1, 4, 16)
 CORES = os.cpu_count() or 1
 BATCH = 16
-DEFAULT_REFERENCE_IMAGE = "smlocal-reference:latest"
 DEFAULT_REFERENCE_VENV = ".smlocal/reference-venv"
-# The issue's sentences when no file is given: CoLA sentences of several lengths.
-SENTENCES = (
-    "Our friends won't buy this analysis, let alone the next one we propose.",
-    "One more pseudo generalization and I'm giving up.",
-    "The more we study verbs, the crazier they get.",
-    "Day by day the facts are getting murkier.",
-    "They drank the pub.",
-    "The professor talked us.",
-    "Somebody just left - guess who.",
-    "Him would have been fired.",
-)
 # smlocal's best configuration unless --smlocal-best says otherwise: batches of up to 16.
 SMLOCAL_BEST = {"SAGEMAKER_TS_BATCH_SIZE": "16", "SAGEMAKER_TS_MAX_BATCH_DELAY": "5"}
 # The AWS stack's best measured here (issue 13): 2 workers x 1 thread, TorchServe batches of 8.
@@ -417,7 +407,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference", choices=("image", "venv", "none"), default="image",
                         help="the AWS stack: the reference image (`smlocal image build "
                         "--reference`), a venv with the toolkit and TorchServe, or none")
-    parser.add_argument("--reference-image", default=DEFAULT_REFERENCE_IMAGE)
+    parser.add_argument("--reference-image", default=REFERENCE_TAG)
     parser.add_argument("--reference-venv", default=DEFAULT_REFERENCE_VENV,
                         help="--reference venv: a venv with sagemaker-pytorch-inference==2.0.25, "
                         "torchserve==0.12.0, setuptools<81 and what the handlers import")
@@ -468,7 +458,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     try:
-        sentences = read_sentences(Path(args.sentences)) if args.sentences else list(SENTENCES)
+        # Without a file: CoLA sentences of several lengths, as the trace check uses.
+        sentences = (read_sentences(Path(args.sentences)) if args.sentences
+                     else list(COLA_SENTENCES))
     except WorkloadError as exc:
         print(f"serving: {exc}", file=sys.stderr)
         return 2
