@@ -3,7 +3,9 @@ nothing listening means nothing to report. (A real failed load: tests/docker.)""
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
 
 import pytest
@@ -34,3 +36,49 @@ def test_the_calls_result_and_errors_pass_through() -> None:
 
     with pytest.raises(RuntimeError, match="Giving up"):
         run_watching(giving_up, port)
+
+
+class _Ping(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/ping" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_l6_ready_on_ping_returns_before_the_sdks_next_poll() -> None:
+    """The SDK waits for /ping 200, polling every 5 s; smlocal sees the same 200 within 0.1 s
+    and hands back the SDK's still-running call, which the caller joins later."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    released = threading.Event()
+    try:
+        sdk_call = run_watching(lambda: released.wait(30), server.server_address[1],
+                                ready_on_ping=True)
+        assert sdk_call is not None and sdk_call.is_alive()  # returned on our poll, not the SDK's
+        released.set()
+        sdk_call.join(5)
+        assert not sdk_call.is_alive()
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_without_ready_on_ping_the_sdks_call_decides() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        calls: list[str] = []
+
+        def sdk_deploy() -> None:
+            time.sleep(0.5)
+            calls.append("deployed")
+
+        assert run_watching(sdk_deploy, server.server_address[1]) is None
+        assert calls == ["deployed"]
+    finally:
+        server.shutdown()
+        server.server_close()
