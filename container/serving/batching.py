@@ -1,10 +1,14 @@
 """S27: server-side batching. A free worker takes up to `size` queued invocations, waiting at most
-`max_delay_s` after the first for the rest; `size` 1 is plain one-at-a-time serving."""
+`max_delay_s` after the first for the rest; `size` 1 is plain one-at-a-time serving.
+
+With no batch settings and batch-aware handlers there is no fixed delay; `LoadFollower` decides
+how long a free worker waits, from the batch it has just run.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from container.serving.invocation import Invocation, Outcome
 
@@ -20,19 +24,65 @@ class PendingInvocation:
         return self.future.done()
 
 
+@dataclass(frozen=True)
+class Gather:
+    """How a free worker gathers its next batch: up to `size` invocations, waiting at most
+    `max_delay_s` after the first for more; a wait ends early once `enough` have queued."""
+
+    size: int
+    max_delay_s: float = 0.0
+    enough: int | None = None  # None: `size`
+
+
+@dataclass
+class LoadFollower:
+    """The automatic batching's gather rule: a lone client is never held back, and a busy
+    server's batches stay full.
+
+    Clients that each wait for their answer before sending again (a benchmark at concurrency
+    16, a batch transform, a service's fixed pool of callers) all get their answers when a batch
+    ends, and all send again a moment later. A worker that took only what had queued at that
+    moment would run a batch of one or two, then one of the rest, and so on: half-empty
+    batches, each paying a whole forward. So after a batch of n, the worker waits for up to n
+    requests, but only up to `share` of the time that batch took to run (at most `max_wait_s`),
+    and goes as soon as n have queued. After a batch of one there is no wait at all.
+    """
+
+    size: int
+    max_wait_s: float
+    share: float = 0.2
+    _last: Gather = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._last = Gather(self.size)
+
+    def next_gather(self) -> Gather:
+        return self._last
+
+    def observe(self, batch_size: int, run_s: float) -> None:
+        """The worker ran a batch of `batch_size` in `run_s` seconds."""
+        wait_s = min(self.share * run_s, self.max_wait_s) if batch_size > 1 else 0.0
+        self._last = Gather(self.size, wait_s, min(batch_size, self.size))
+
+
 async def next_batch(
-    queue: asyncio.Queue[PendingInvocation], size: int, max_delay_s: float
+    queue: asyncio.Queue[PendingInvocation], size: int, max_delay_s: float,
+    *, enough: int | None = None,
 ) -> list[PendingInvocation]:
-    """The next 1..size live invocations, in arrival order."""
+    """The next 1..size live invocations, in arrival order; a wait for more ends as soon as
+    `enough` (default `size`) are in hand."""
     batch: list[PendingInvocation] = []
     while not batch:
         first = await queue.get()
         if not first.abandoned:
             batch.append(first)
     loop = asyncio.get_running_loop()
+    enough = size if enough is None else min(enough, size)
     deadline = loop.time() + max_delay_s
     while len(batch) < size:
         if queue.empty():
+            if len(batch) >= enough:
+                break
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break

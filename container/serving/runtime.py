@@ -12,7 +12,13 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
-from container.serving.batching import PendingInvocation, next_batch, settle
+from container.serving.batching import (
+    Gather,
+    LoadFollower,
+    PendingInvocation,
+    next_batch,
+    settle,
+)
 from container.serving.cpu import ThreadPlan, available_cores, plan_threads
 from container.serving.errors import json_error
 from container.serving.invocation import Invocation, Outcome
@@ -78,6 +84,8 @@ class ServingRuntime:
         self.plan: ThreadPlan = plan_threads(settings.workers, available_cores())
         self.batch_size = 1
         self.max_batch_delay_s = settings.max_batch_delay_s
+        # No batch settings and batch-aware handlers: each worker follows the load.
+        self.follows_load = False
         self._queue: asyncio.Queue[PendingInvocation] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._settled: asyncio.Event | None = None
@@ -182,6 +190,7 @@ class ServingRuntime:
 
     def _choose_batching(self, loaded: Loaded) -> None:
         settings = self.settings
+        self.follows_load = False
         if settings.batch_size is not None:
             self.batch_size = settings.batch_size
             self.max_batch_delay_s = settings.max_batch_delay_s
@@ -191,11 +200,15 @@ class ServingRuntime:
                      "; predict_batch_fn runs each batch in one call" if loaded.batch_aware
                      else "")
         elif loaded.batch_aware:
-            # No added delay: a lone request goes at once, and whatever queued up while the
+            # No fixed delay: a lone request goes at once, and whatever queued up while the
             # worker was busy goes together in the next predict_batch_fn call.
             self.batch_size, self.max_batch_delay_s = settings.auto_batch_size, 0.0
-            log.info("batching: predict_batch_fn gets up to %d queued request(s) per call, "
-                     "with no added delay (SMLOCAL_AUTO_BATCH_SIZE)", self.batch_size)
+            self.follows_load = True
+            log.info("batching: predict_batch_fn gets up to %d queued request(s) per call; "
+                     "a lone request goes at once, and after a batch of n a worker waits up to "
+                     "a fifth of its run time, at most %g ms, for n to queue again "
+                     "(SMLOCAL_AUTO_BATCH_SIZE, SMLOCAL_AUTO_BATCH_MAX_WAIT_MS)",
+                     self.batch_size, settings.auto_batch_max_wait_s * 1000)
         else:
             self.batch_size, self.max_batch_delay_s = 1, 0.0
 
@@ -209,8 +222,15 @@ class ServingRuntime:
 
     async def _serve(self, slot: WorkerSlot) -> None:
         assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        follower = LoadFollower(self.settings.auto_batch_size,
+                                self.settings.auto_batch_max_wait_s)
         while True:
-            batch = await next_batch(self._queue, self.batch_size, self.max_batch_delay_s)
+            gather = (follower.next_gather() if self.follows_load
+                      else Gather(self.batch_size, self.max_batch_delay_s))
+            batch = await next_batch(self._queue, gather.size, gather.max_delay_s,
+                                     enough=gather.enough)
+            began = loop.time()
             async with slot.lock:
                 worker = slot.worker
                 slot.running = batch
@@ -225,6 +245,7 @@ class ServingRuntime:
                 finally:
                     slot.running = []
             settle(batch, list(outcomes))
+            follower.observe(len(batch), loop.time() - began)
 
     @staticmethod
     def _worker_died(reason: str) -> Outcome:

@@ -21,6 +21,7 @@ DEFAULT_ACCEPT = "application/json"
 DEFAULT_MAX_BATCH_DELAY_MS = 100.0
 # Past a few dozen sentences a CPU forward gains little per sentence and every caller waits longer.
 DEFAULT_AUTO_BATCH_SIZE = 32
+DEFAULT_AUTO_BATCH_MAX_WAIT_MS = 10.0
 # S4: the SageMaker runtime API refuses bodies over 6 MiB before they reach the container, so a
 # local server that accepted more would pass payloads that fail in the cloud.
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -61,6 +62,9 @@ class ServingSettings:
     batch_size: int | None
     max_batch_delay_s: float
     auto_batch_size: int
+    # After a batch of n, how long a free worker may wait for n requests to queue again
+    # (container.serving.batching.LoadFollower); 0 never waits.
+    auto_batch_max_wait_s: float
     # S21: the Elastic Inference branch of the default predict_fn.
     accelerator_present: bool
     # S6: GET /execution-parameters.
@@ -125,6 +129,10 @@ class ServingSettings:
             auto_batch_size=reader.integer(
                 "SMLOCAL_AUTO_BATCH_SIZE", DEFAULT_AUTO_BATCH_SIZE, minimum=1
             ),
+            auto_batch_max_wait_s=reader.number(
+                "SMLOCAL_AUTO_BATCH_MAX_WAIT_MS", DEFAULT_AUTO_BATCH_MAX_WAIT_MS, minimum=0.0
+            )
+            / 1000.0,
             # The toolkit compares with the exact string "true"; anything else is off (S21).
             accelerator_present=env.get("SAGEMAKER_INFERENCE_ACCELERATOR_PRESENT") == "true",
             max_concurrent_transforms=reader.integer(

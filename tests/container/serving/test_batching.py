@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from container.serving.batching import PendingInvocation, next_batch
+from container.serving.batching import Gather, LoadFollower, PendingInvocation, next_batch
 from container.serving.invocation import Invocation
 
 pytestmark = pytest.mark.anyio
@@ -267,3 +267,60 @@ async def test_s27_handlers_without_predict_batch_fn_run_one_request_at_a_time_b
         responses = await post_all(served, [(f'"{n}"', JSON) for n in range(3)])
         assert served.runtime.batch_size == 1
     assert {response.json()["batch"] for response in responses} == {1}
+
+
+def test_s27_load_follower_waits_after_a_full_batch_never_after_a_lone_request():
+    follower = LoadFollower(size=32, max_wait_s=0.010)
+    assert follower.next_gather() == Gather(32, 0.0, None)  # the first request goes at once
+    follower.observe(batch_size=16, run_s=0.036)
+    assert follower.next_gather() == Gather(32, pytest.approx(0.0072), 16)  # a fifth of 36 ms
+    follower.observe(batch_size=16, run_s=1.0)
+    assert follower.next_gather() == Gather(32, 0.010, 16)  # at most max_wait_s
+    follower.observe(batch_size=1, run_s=1.0)
+    assert follower.next_gather().max_delay_s == 0.0  # a lone client is never held back
+    follower.observe(batch_size=64, run_s=0.01)
+    assert follower.next_gather().enough == 32
+
+
+async def test_s27_next_batch_stops_waiting_once_enough_have_queued():
+    queue: asyncio.Queue[PendingInvocation] = asyncio.Queue()
+    queue.put_nowait(pending("0"))
+
+    async def trickle() -> None:
+        for name in "12":
+            await asyncio.sleep(0.05)
+            queue.put_nowait(pending(name))
+
+    feeder = asyncio.create_task(trickle())
+    started = time.monotonic()
+    batch = await next_batch(queue, size=32, max_delay_s=5.0, enough=3)
+    await feeder
+    assert [item.invocation.request_id for item in batch] == ["0", "1", "2"]
+    assert time.monotonic() - started < 2.0  # not the 5 s delay: three were enough
+    queue.put_nowait(pending("3"))
+    started = time.monotonic()
+    assert len(await next_batch(queue, size=32, max_delay_s=0.2, enough=3)) == 1
+    assert 0.15 < time.monotonic() - started < 2.0  # waited its bounded delay, then went
+
+
+async def test_s27_after_a_batch_of_n_the_next_n_arrivals_go_together_by_default(
+    write_handler, settings_for, serve
+):
+    """Clients that send again when answered come back a little apart: the worker waits for
+    as many as its last batch had (up to a fifth of that batch's run time), so they are not
+    split into a batch of one and a batch of the rest."""
+    write_handler(BATCH_AWARE)
+    async with serve(settings_for({"SMLOCAL_AUTO_BATCH_MAX_WAIT_MS": "5000"})) as served:
+        first = asyncio.create_task(
+            served.client.post("/invocations", content="slow", headers=JSON))
+        await asyncio.sleep(0.2)
+        # Queued while "slow" runs: one batch of two that takes 0.5 s (a 0.1 s window after).
+        pair = await post_all(served, [("slow", JSON), ("b", JSON)])
+        await first
+        late_first = asyncio.create_task(
+            served.client.post("/invocations", content="c", headers=JSON))
+        await asyncio.sleep(0.03)
+        late_second = await served.client.post("/invocations", content="d", headers=JSON)
+        late = [await late_first, late_second]
+    assert [response.json()["batch"] for response in pair] == [2, 2]
+    assert [response.json()["batch"] for response in late] == [2, 2]
