@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from container.serving.body import BodyLimits, read_body
 from container.serving.context import CUSTOM_ATTRIBUTES, custom_attributes_problem
@@ -129,6 +130,11 @@ def create_app(
         if isinstance(invocation, Response):
             return invocation
         return _to_response(await serving.invoke(invocation))
+
+    # The hot path as a plain Starlette route, matched before FastAPI's route for the same
+    # path, which stays for the OpenAPI document (/docs, the schemathesis fuzzing). FastAPI's
+    # per-request dependency solving was 40% of the app's own time per invocation (60 -> 36 us).
+    app.router.routes.insert(0, Route("/invocations", invocations, methods=["POST"]))
 
     if isinstance(serving, MultiModelRuntime):
         add_model_routes(app, serving, read_invocation)
