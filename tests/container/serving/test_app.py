@@ -411,3 +411,30 @@ async def test_s13_strict_mode_refuses_custom_attributes_over_1024_chars(
         )
     assert response.status_code == 400
     assert "1024" in json.loads(response.text)["message"]
+
+
+async def test_s3_the_invocations_hot_path_keeps_the_head_limits_and_answers_errors_as_json(
+    settings_for, serve, monkeypatch
+):
+    """POST /invocations skips FastAPI's middleware (ServingApp): the 431 of HeadLimits and a
+    JSON 500 for an unexpected error must still be there."""
+    async with serve(settings_for()) as served:
+        too_many = await served.client.post(
+            "/invocations", content='"x"',
+            headers={"Content-Type": "application/json",
+                     **{f"x-filler-{n}": "y" for n in range(250)}},
+        )
+
+        async def broken(invocation):
+            raise RuntimeError("the runtime broke")
+
+        monkeypatch.setattr(served.runtime, "invoke", broken)
+        failed = await served.client.post("/invocations", content='"x"',
+                                          headers={"Content-Type": "application/json"})
+        wrong_method = await served.client.put("/invocations", content='"x"')
+    assert too_many.status_code == 431
+    assert too_many.json()["code"] == 431
+    assert failed.status_code == 500
+    assert failed.json() == {"code": 500, "type": "InternalServerException",
+                             "message": "the server failed to handle the request"}
+    assert wrong_method.status_code == 405
