@@ -203,12 +203,16 @@ class ServingRuntime:
             # No fixed delay: a lone request goes at once, and whatever queued up while the
             # worker was busy goes together in the next predict_batch_fn call.
             self.batch_size, self.max_batch_delay_s = settings.auto_batch_size, 0.0
-            self.follows_load = True
+            # One worker idles while its batch is answered and the next one arrives, and
+            # waiting for that one keeps the batches full (batching.LoadFollower). With several
+            # workers another computes meanwhile, and waiting would only split the arrivals.
+            self.follows_load = settings.workers == 1 and settings.auto_batch_max_wait_s > 0
             log.info("batching: predict_batch_fn gets up to %d queued request(s) per call; "
-                     "a lone request goes at once, and after a batch of n a worker waits up to "
-                     "a fifth of its run time, at most %g ms, for n to queue again "
-                     "(SMLOCAL_AUTO_BATCH_SIZE, SMLOCAL_AUTO_BATCH_MAX_WAIT_MS)",
-                     self.batch_size, settings.auto_batch_max_wait_s * 1000)
+                     "a lone request goes at once%s (SMLOCAL_AUTO_BATCH_SIZE, "
+                     "SMLOCAL_AUTO_BATCH_MAX_WAIT_MS)", self.batch_size,
+                     f", and after a batch of n the worker waits up to a fifth of its run time, "
+                     f"at most {settings.auto_batch_max_wait_s * 1000:g} ms, for n to queue "
+                     "again" if self.follows_load else "")
         else:
             self.batch_size, self.max_batch_delay_s = 1, 0.0
 

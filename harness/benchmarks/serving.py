@@ -165,11 +165,12 @@ def start_server(configuration: ServerConfiguration, args: argparse.Namespace) -
                                    configuration.environ)
     if configuration.stack == "aws":
         return ContainerServer(args.reference_image, model_dir, code_dir,
-                               configuration.environ, name_prefix="smlocal-bench-aws")
+                               configuration.environ, name_prefix="smlocal-bench-aws",
+                               address=args.container_address)
     if args.server == "host":
         return HostServer(model_dir, code_dir, configuration.environ)
     return ContainerServer(args.image, model_dir, code_dir, configuration.environ,
-                           name_prefix="smlocal-bench")
+                           name_prefix="smlocal-bench", address=args.container_address)
 
 
 def measure_server(configuration: ServerConfiguration, args: argparse.Namespace,
@@ -276,7 +277,9 @@ def _cell(value: float | None, digits: int = 1) -> str:
 def render_markdown(summary: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     lines = [
         f"{settings['rounds']} round(s), {settings['requests']} requests per level, "
-        f"servers: {settings['server']}, AWS stack: {settings['reference']}; medians over the "
+        f"servers: {settings['server']}, AWS stack: {settings['reference']}, containers "
+        f"reached at their {settings.get('container_address', 'published')} address; "
+        "medians over the "
         "rounds. Generator CPU: the share of the machine's cores the load generator itself "
         "used at concurrency 16 (it shares them with the server; the in-process limits have "
         "no generator).",
@@ -404,6 +407,12 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--server", choices=("container", "host"), default="container",
                         help="smlocal in a container of --image, or `smlocal serve` here")
     parser.add_argument("--image", default="smlocal:latest")
+    parser.add_argument("--container-address", choices=("published", "bridge"),
+                        default="published",
+                        help="where the load goes for containers (smlocal's and the AWS "
+                        "stack's): the port published on 127.0.0.1 (through Docker's userland "
+                        "proxy), or the container's own address on its Docker network (the "
+                        "server alone)")
     parser.add_argument("--reference", choices=("image", "venv", "none"), default="image",
                         help="the AWS stack: the reference image (`smlocal image build "
                         "--reference`), a venv with the toolkit and TorchServe, or none")
@@ -503,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarize(in_process, server_rounds)
     settings = {"rounds": args.rounds, "requests": args.requests, "calls": args.calls,
                 "server": args.server, "image": args.image, "reference": args.reference,
+                "container_address": args.container_address,
                 "reference_image": args.reference_image,
                 "configurations": [asdict(c) | {"environ": dict(c.environ)} for c in servers],
                 "sentences": len(sentences), "torch_threads": torch.get_num_threads()}
