@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.bench.workload import BLOG_SENTENCE
 from harness.cloud.environment import environment
 from harness.cloud.server import CloudServer
 from harness.cloud.settings import CloudSettings
@@ -31,7 +32,6 @@ from harness.image import DEFAULT_TAG
 from harness.local_mode.training import BLOG_HYPERPARAMETERS, fit
 from harness.train import CHANNEL_FILES, sdk_value
 
-BLOG_SENTENCE = "Somebody just left - guess who."
 ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"
 DEPLOY_FLOOR_S = 30.0  # C8: deploy() sleeps this long before it first asks
 

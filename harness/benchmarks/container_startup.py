@@ -12,6 +12,7 @@ container.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,8 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+
+from harness.bench.workload import BLOG_SENTENCE
 
 
 def ping_status(url: str) -> int:
@@ -32,7 +35,7 @@ def ping_status(url: str) -> int:
         return 0
 
 
-SENTENCE = b'"Somebody just left - guess who."'
+SENTENCE = json.dumps(BLOG_SENTENCE).encode()
 
 
 def invoke_status(url: str) -> int:

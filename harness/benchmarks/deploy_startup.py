@@ -24,10 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.bench.workload import BLOG_SENTENCE
 from harness.image import DEFAULT_TAG
 from harness.local_mode.endpoint import deploy
-
-BLOG_SENTENCE = "Somebody just left - guess who."
 
 
 def in_process(model_data: Path, code: Path, image: str, root: Path,

@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.bench.workload import BLOG_SENTENCE
 from harness.image import DEFAULT_TAG
 from harness.local_mode.endpoint import deploy
 from harness.local_mode.training import BLOG_HYPERPARAMETERS, fit, read_metrics
 from harness.train import CHANNEL_FILES, run_process_training, sdk_value
-
-BLOG_SENTENCE = "Somebody just left - guess who."
 
 
 def read_metrics_file(path: Path) -> dict[str, Any] | None:

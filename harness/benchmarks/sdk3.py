@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.bench.workload import BLOG_SENTENCE
 from harness.image import DEFAULT_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = {2: ROOT / ".venv", 3: ROOT / ".venv-sdk3"}
-BLOG_SENTENCE = "Somebody just left - guess who."
 STEPS = (("fit_1", "fit, 1 host"), ("fit_2", "fit, 2 hosts"), ("deploy", "deploy + ready"))
 
 
