@@ -84,7 +84,7 @@ class ServingRuntime:
         self.plan: ThreadPlan = plan_threads(settings.workers, available_cores())
         self.batch_size = 1
         self.max_batch_delay_s = settings.max_batch_delay_s
-        # No batch settings and batch-aware handlers: each worker follows the load.
+        # No batch settings, batch-aware handlers, one worker: batching.LoadFollower.
         self.follows_load = False
         self._queue: asyncio.Queue[PendingInvocation] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -249,7 +249,8 @@ class ServingRuntime:
                 finally:
                     slot.running = []
             settle(batch, list(outcomes))
-            follower.observe(len(batch), loop.time() - began)
+            if self.follows_load:
+                follower.observe(len(batch), loop.time() - began)
 
     @staticmethod
     def _worker_died(reason: str) -> Outcome:
