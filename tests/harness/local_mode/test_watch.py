@@ -67,7 +67,7 @@ def test_l6_ready_on_ping_returns_before_the_sdks_next_poll() -> None:
         server.server_close()
 
 
-def test_without_ready_on_ping_the_sdks_call_decides() -> None:
+def test_l6_without_ready_on_ping_the_sdks_own_call_decides() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ping)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
