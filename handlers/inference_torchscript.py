@@ -61,7 +61,8 @@ class RequestError(_status_error_base()):  # type: ignore[misc]
 
 
 # input_fn gets no model argument, so model_fn leaves the tokenizer here; a fast tokenizer must
-# not be called from two threads at once (smlocal runs workers as threads), hence the lock.
+# not be called from two threads at once (a server may run handlers on several threads; smlocal's
+# workers are processes, but the file must not rely on that), hence the lock.
 _tokenizer: Any = None
 _tokenizer_lock = threading.Lock()
 # The arguments of torch.jit.optimized_execution, decided once by model_fn.
